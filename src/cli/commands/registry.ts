@@ -1,0 +1,12 @@
+/** Commands beyond the read path register here (check, bitmap, repair, ...). */
+import type { OptionSpec, Parsed } from '../args.js'
+
+export interface ExtraCommand {
+  name: string
+  usage: string
+  spec: Record<string, OptionSpec>
+  positional: number
+  run: (p: Parsed, args: string[]) => Promise<number>
+}
+
+export const COMMANDS: ExtraCommand[] = []

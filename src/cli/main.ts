@@ -1,0 +1,66 @@
+/** The `qbm` command line: QEMU's habits (one-line errors on stderr, qemu-img exit codes). */
+import { FormatError } from '../engine/index.js'
+import { type OptionSpec, UsageError, parseArgs } from './args.js'
+import { err, flushOut } from './io.js'
+import { CliError } from './commands/common.js'
+import { cmdInfo } from './commands/info.js'
+import { cmdMap } from './commands/map.js'
+import { cmdHeatmap } from './commands/heatmap.js'
+import { COMMANDS as EXTRA } from './commands/registry.js'
+
+const USAGE = `usage: qbm COMMAND [options]
+
+  info IMAGE [--output=human|json] [--sha256]
+  map IMAGE BITMAP [--output=human|json] [--all]
+  heatmap IMAGE BITMAP [--cells N] [--start OFF] [--length LEN] [--output=human|json]
+${EXTRA.map((c) => '  ' + c.usage).join('\n')}
+
+Sizes take k, M, G, T suffixes (binary), like qemu-img.
+`
+
+interface Command {
+  spec: Record<string, OptionSpec>
+  positional: number
+  run: (p: ReturnType<typeof parseArgs>, args: string[]) => Promise<number>
+}
+
+const COMMANDS: Record<string, Command> = {
+  info: { spec: { output: { value: true }, sha256: {} }, positional: 1, run: (p, a) => cmdInfo(p, a[0]!) },
+  map: { spec: { output: { value: true }, all: {} }, positional: 2, run: (p, a) => cmdMap(p, a[0]!, a[1]!) },
+  heatmap: {
+    spec: { output: { value: true }, cells: { value: true }, start: { value: true }, length: { value: true } },
+    positional: 2,
+    run: (p, a) => cmdHeatmap(p, a[0]!, a[1]!),
+  },
+}
+for (const c of EXTRA) COMMANDS[c.name] = c
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE)
+    return name ? 0 : 1
+  }
+  const cmd = COMMANDS[name]
+  if (!cmd) throw new UsageError(`unknown command '${name}'`)
+  const p = parseArgs(rest, cmd.spec)
+  if (p.positional.length !== cmd.positional) {
+    throw new UsageError(`'${name}' expects ${cmd.positional} argument${cmd.positional > 1 ? 's' : ''} (see 'qbm --help')`)
+  }
+  return cmd.run(p, p.positional)
+}
+
+const argv = process.argv.slice(2)
+main(argv).then(
+  (code) => { flushOut(); process.exitCode = code },
+  (e: unknown) => {
+    flushOut()
+    const image = argv.find((a, i) => i > 0 && !a.startsWith('-'))
+    if (e instanceof UsageError) { err(`qbm: ${e.message}\n`); process.exitCode = 1; return }
+    if (e instanceof CliError) { err(`qbm: ${image ? image + ': ' : ''}${e.message}\n`); process.exitCode = e.exitCode; return }
+    const msg = e instanceof Error ? e.message : String(e)
+    err(`qbm: ${image ? image + ': ' : ''}${msg}\n`)
+    if (!(e instanceof FormatError) && process.env.QBM_DEBUG) err(`${(e as Error).stack}\n`)
+    process.exitCode = 1
+  },
+)

@@ -1,0 +1,74 @@
+/**
+ * Dirty extents: merged [offset, length] byte ranges clipped to the disk length, as
+ * `nbdinfo --map=qemu:dirty-bitmap:NAME` prints them. Paged, so a million extents never
+ * need to be in memory at once.
+ */
+import type { AbortSignalLike } from '../errors.js'
+import type { BitmapReader } from '../qcow2/bitmaps/data.js'
+
+export interface Extent {
+  offset: number
+  length: number
+}
+
+function toExtent(r: BitmapReader, s: number, e: number): Extent {
+  const offset = s * r.granularity
+  const end = Math.min(e * r.granularity, r.diskLength)
+  return { offset, length: end - offset }
+}
+
+/** Extents number `first` .. `first + count - 1` (0-based), after scan. */
+export async function extentPage(r: BitmapReader, first: number, count: number, signal?: AbortSignalLike): Promise<Extent[]> {
+  await r.scan(signal ? { signal } : {})
+  const out: Extent[] = []
+  if (count <= 0 || first >= r.runCount) return out
+  const b = r.blockOfRun(first)
+  let skip = first - r.runsBeforeBlock(b)
+  for await (const [s, e] of r.runs(b * 4096, true, signal)) {
+    if (skip > 0) { skip--; continue }
+    out.push(toExtent(r, s, e))
+    if (out.length >= count) break
+  }
+  return out
+}
+
+/** Extents that intersect [from, to) bytes, clipped to it; at most `limit`. */
+export async function extentsInRange(
+  r: BitmapReader, from: number, to: number, limit = Infinity, signal?: AbortSignalLike,
+): Promise<Extent[]> {
+  const out: Extent[] = []
+  const lo = Math.max(0, from)
+  const hi = Math.min(to, r.diskLength)
+  if (hi <= lo) return out
+  const firstBit = Math.floor(lo / r.granularity)
+  for await (const [s, e] of r.runs(firstBit, false, signal)) {
+    const x = toExtent(r, s, e)
+    if (x.offset >= hi) break
+    const a = Math.max(x.offset, lo)
+    const b = Math.min(x.offset + x.length, hi)
+    if (b > a) out.push({ offset: a, length: b - a })
+    if (out.length >= limit) break
+  }
+  return out
+}
+
+/** Every extent in order, streamed. */
+export async function* allExtents(r: BitmapReader, signal?: AbortSignalLike): AsyncGenerator<Extent> {
+  for await (const [s, e] of r.runs(0, false, signal)) yield toExtent(r, s, e)
+}
+
+/** Index of the first extent that ends after byte `offset` (after scan), for "scroll to". */
+export async function extentIndexAt(r: BitmapReader, offset: number): Promise<number> {
+  await r.scan()
+  const bit = Math.min(r.nbits, Math.floor(Math.max(0, offset) / r.granularity))
+  const b = Math.floor(bit / 4096)
+  let idx = r.runsBeforeBlock(Math.min(b, r.nblocks))
+  if (bit % 4096 === 0) {
+    return idx - (bit > 0 && (await r.bit(bit - 1)) && (await r.bit(bit)) ? 1 : 0)
+  }
+  for await (const [s, e] of r.runs(b * 4096, true)) {
+    if (e > bit) return s < bit || s === bit ? idx : idx
+    idx++
+  }
+  return idx
+}

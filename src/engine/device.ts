@@ -1,0 +1,27 @@
+/**
+ * BlockDevice: everything the engine knows about storage. Implementations live in src/io.
+ *
+ * Contract (after Go's io.ReaderAt): `read` returns exactly `length` bytes or throws a
+ * DeviceError; there is no shared position; concurrent reads are allowed. Writes and flush
+ * exist only on writable devices; the committer is the only engine code that calls them.
+ */
+export interface BlockDevice {
+  /** Current size of the file in bytes. */
+  readonly size: number
+  /** Read exactly `length` bytes at absolute `offset`. */
+  read(offset: number, length: number): Promise<Uint8Array>
+  /** Write `data` at absolute `offset`, growing the file if needed. */
+  write?(offset: number, data: Uint8Array): Promise<void>
+  /** Make every earlier write durable before any later one. */
+  flush?(): Promise<void>
+}
+
+/** A device that can be edited. */
+export interface WritableBlockDevice extends BlockDevice {
+  write(offset: number, data: Uint8Array): Promise<void>
+  flush(): Promise<void>
+}
+
+export function isWritable(d: BlockDevice): d is WritableBlockDevice {
+  return typeof d.write === 'function' && typeof d.flush === 'function'
+}

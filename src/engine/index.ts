@@ -1,0 +1,25 @@
+/**
+ * The engine's whole public surface. Pure TypeScript: no DOM, no Node, no React; storage
+ * arrives as a BlockDevice.
+ */
+export type { BlockDevice, WritableBlockDevice } from './device.js'
+export { isWritable } from './device.js'
+export * from './errors.js'
+export { openImage, findBitmap } from './image.js'
+export type { Image, Bitmap, BitmapStatus, OpenOptions } from './image.js'
+export type { Header } from './qcow2/header.js'
+export * as constants from './qcow2/constants.js'
+export { BitmapReader } from './qcow2/bitmaps/data.js'
+export type { Progress, ScanOptions, ReaderOptions } from './qcow2/bitmaps/data.js'
+export { extentPage, extentsInRange, allExtents } from './analysis/extents.js'
+export type { Extent } from './analysis/extents.js'
+export { heatmap, cellBoundaries } from './analysis/heatmap.js'
+export { bitmapSha256, digestLength } from './analysis/digest.js'
+export { Sha256, sha256Hex } from './analysis/sha256.js'
+export { humanBytes, humanAndExact, parseSize, hex } from './analysis/units.js'
+export { displayName, encodeName } from './names.js'
+export {
+  defaultGranularity, expectedTableSize, bitmapBits, checkNewName,
+} from './qcow2/bitmaps/constraints.js'
+export { describeImage } from './describe.js'
+export type { ImageSummary, BitmapSummary } from './describe.js'

@@ -1,0 +1,166 @@
+/**
+ * The bitmap directory (spec §3): the only code that knows the entry layout. Decoding follows
+ * QEMU's bitmap_list_load walk; an encoder writes entries the way QEMU's bitmap_list_store does
+ * (name_size = name length, no extra data, zero padding).
+ */
+import { Cursor, Writer } from '../../bytes.js'
+import { FormatError } from '../../errors.js'
+import { BME_FLAG_AUTO, BME_FLAG_IN_USE, DIR_ENTRY_HEADER_SIZE } from '../constants.js'
+import { type Violation, checkDirEntry, dirEntrySize } from './constraints.js'
+
+/** One directory entry as stored, plus where it is. */
+export interface DirEntry {
+  readonly index: number
+  /** absolute offset of the entry */
+  readonly offset: number
+  /** size on disk, padded */
+  readonly size: number
+  readonly tableOffset: number
+  readonly tableOffsetRaw: bigint
+  readonly tableSize: number
+  readonly flags: number
+  readonly type: number
+  readonly granularityBits: number
+  readonly nameSize: number
+  readonly extraDataSize: number
+  readonly extraData: Uint8Array
+  readonly nameBytes: Uint8Array
+  /** the entry's raw bytes, for byte-exact rewrites */
+  readonly raw: Uint8Array
+  /** rule violations that make QEMU refuse this entry (and with it the image) */
+  readonly violations: readonly Violation[]
+  /** oddities QEMU accepts */
+  readonly warnings: readonly string[]
+}
+
+export interface Directory {
+  readonly entries: DirEntry[]
+  /** a structural problem that makes QEMU refuse the directory; entries hold what was readable */
+  readonly error?: FormatError
+}
+
+export function dirEntryStructure(index: number): string {
+  return `bitmap directory entry ${index}`
+}
+
+/**
+ * Walk `buf` (the directory bytes at absolute `offset`) as QEMU does. Never throws for a bad
+ * entry: the caller gets every entry it could read and the first structural error.
+ */
+export function decodeDirectory(
+  buf: Uint8Array, offset: number, nbBitmaps: number, clusterSize: number, diskLength: number,
+): Directory {
+  const c = new Cursor(buf, offset, 'bitmap directory')
+  const entries: DirEntry[] = []
+  const size = buf.length
+  let pos = 0
+  while (pos < size) {
+    const index = entries.length
+    const structure = dirEntryStructure(index)
+    if (pos + DIR_ENTRY_HEADER_SIZE > size) {
+      return { entries, error: new FormatError('bitmap directory', 'bitmap_directory_size', offset + pos, 'ends inside an entry header (Broken bitmap directory)', size) }
+    }
+    const extraDataSize = c.u32(pos + 20)
+    const nameSize = c.u16(pos + 18)
+    const esize = dirEntrySize(extraDataSize, nameSize)
+    if (pos + esize > size) {
+      return { entries, error: new FormatError(structure, 'name_size', offset + pos + 18, `makes the entry (${esize} bytes) run past the directory end (Broken bitmap directory)`, nameSize) }
+    }
+    if (index >= nbBitmaps) {
+      return { entries, error: new FormatError('bitmaps extension', 'nb_bitmaps', offset + pos, `is ${nbBitmaps} but the directory holds more entries (More bitmaps found than specified in header extension)`, nbBitmaps) }
+    }
+    const tableOffsetRaw = c.u64(pos)
+    const fields = {
+      tableOffset: tableOffsetRaw,
+      tableSize: c.u32(pos + 8),
+      flags: c.u32(pos + 12),
+      type: c.u8(pos + 16),
+      granularityBits: c.u8(pos + 17),
+      nameSize,
+    }
+    const violations: Violation[] = []
+    if (extraDataSize !== 0) violations.push({ field: 'extra_data_size', pos: 20, problem: 'is not zero (Bitmap extra data is not supported by QEMU)', value: extraDataSize })
+    violations.push(...checkDirEntry(fields, clusterSize, diskLength))
+    const nameStart = pos + DIR_ENTRY_HEADER_SIZE + extraDataSize
+    const nameBytes = buf.slice(nameStart, nameStart + nameSize)
+    const warnings: string[] = []
+    for (let p = nameStart + nameSize; p < pos + esize; p++) {
+      if (buf[p] !== 0) { warnings.push(`padding after the name is not zero at 0x${(offset + p).toString(16)}`); break }
+    }
+    if (nameSize === 0) warnings.push('name is empty (QEMU accepts it; qemu-img cannot address it)')
+    if (nameBytes.includes(0)) warnings.push('name contains a NUL byte (QEMU cuts the name there)')
+    entries.push({
+      index,
+      offset: offset + pos,
+      size: esize,
+      tableOffsetRaw,
+      tableOffset: tableOffsetRaw > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(tableOffsetRaw),
+      tableSize: fields.tableSize,
+      flags: fields.flags,
+      type: fields.type,
+      granularityBits: fields.granularityBits,
+      nameSize,
+      extraDataSize,
+      extraData: buf.slice(pos + DIR_ENTRY_HEADER_SIZE, nameStart),
+      nameBytes,
+      raw: buf.slice(pos, pos + esize),
+      violations,
+      warnings,
+    })
+    pos += esize
+  }
+  if (entries.length < nbBitmaps) {
+    return { entries, error: new FormatError('bitmaps extension', 'nb_bitmaps', offset, `is ${nbBitmaps} but the directory holds only ${entries.length} (Less bitmaps found than specified in header extension)`, nbBitmaps) }
+  }
+  return { entries }
+}
+
+/** Fields of a directory entry to encode. Extra data is never written (spec §3.6). */
+export interface NewDirEntry {
+  tableOffset: number
+  tableSize: number
+  flags: number
+  granularityBits: number
+  nameBytes: Uint8Array
+}
+
+/** Encode one entry QEMU-style: type 1, no extra data, zero padding. */
+export function encodeDirEntry(e: NewDirEntry): Uint8Array {
+  const out = new Uint8Array(dirEntrySize(0, e.nameBytes.length))
+  const w = new Writer(out)
+  w.u64(0, e.tableOffset)
+  w.u32(8, e.tableSize)
+  w.u32(12, e.flags >>> 0)
+  w.u8(16, 1)
+  w.u8(17, e.granularityBits)
+  w.u16(18, e.nameBytes.length)
+  w.u32(20, 0)
+  w.set(24, e.nameBytes)
+  return out
+}
+
+/** Concatenate encoded entries into a directory image. */
+export function encodeDirectory(entries: readonly Uint8Array[]): Uint8Array {
+  const total = entries.reduce((s, e) => s + e.length, 0)
+  const out = new Uint8Array(total)
+  let p = 0
+  for (const e of entries) { out.set(e, p); p += e.length }
+  return out
+}
+
+/** Copy of a stored entry with new fields patched in (table, flags); the name kept byte-exact. */
+export function patchDirEntry(raw: Uint8Array, patch: { tableOffset?: number; tableSize?: number; flags?: number }): Uint8Array {
+  const out = raw.slice()
+  const w = new Writer(out)
+  if (patch.tableOffset !== undefined) w.u64(0, patch.tableOffset)
+  if (patch.tableSize !== undefined) w.u32(8, patch.tableSize)
+  if (patch.flags !== undefined) w.u32(12, patch.flags >>> 0)
+  return out
+}
+
+export function isInUse(flags: number): boolean {
+  return (flags & BME_FLAG_IN_USE) !== 0
+}
+export function isAuto(flags: number): boolean {
+  return (flags & BME_FLAG_AUTO) !== 0
+}
