@@ -7,6 +7,7 @@ import { cmdInfo } from './commands/info.js'
 import { cmdMap } from './commands/map.js'
 import { cmdHeatmap } from './commands/heatmap.js'
 import { COMMANDS as EXTRA } from './commands/registry.js'
+import './commands/bitmap.js'
 
 const USAGE = `usage: qbm COMMAND [options]
 

@@ -23,3 +23,4 @@ export {
 } from './qcow2/bitmaps/constraints.js'
 export { describeImage } from './describe.js'
 export type { ImageSummary, BitmapSummary } from './describe.js'
+export * from './edits/index.js'

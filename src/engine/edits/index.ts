@@ -1,0 +1,5 @@
+/** Edits: plan (pure) then commit (the only writer). */
+export { planEdits, planRepair, editRefusal } from './plan.js'
+export { commitPlan, planWriteCount } from './commit.js'
+export type { CommitOptions } from './commit.js'
+export type { Edit, Repair, Plan, PlannedWrite, PlanOptions, ClearInUseMode } from './types.js'
