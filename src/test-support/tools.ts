@@ -65,3 +65,49 @@ export function tempDir(prefix = 'qbm-test-'): { path: string; cleanup: () => vo
 export function sh(script: string, cwd?: string): string {
   return execFileSync('bash', ['-euo', 'pipefail', '-c', script], { cwd, encoding: 'utf8' })
 }
+
+/**
+ * QEMU's x-debug-block-dirty-bitmap-sha256 for each named bitmap (spec §7, §10), through
+ * qemu-system-x86_64 over QMP on stdio. Bitmaps QEMU refuses come back in `errors`.
+ */
+export function qmpSha256(image: string, names: string[], cwd?: string): { sums: Record<string, string>; errors: Record<string, string> } {
+  requireTool('qemu-system-x86_64')
+  const node = { driver: 'qcow2', 'node-name': 'n0', 'read-only': true, file: { driver: 'file', filename: image } }
+  const cmds: unknown[] = [{ execute: 'qmp_capabilities' }]
+  names.forEach((n, i) => cmds.push({ execute: 'x-debug-block-dirty-bitmap-sha256', arguments: { node: 'n0', name: n }, id: `b${i}` }))
+  cmds.push({ execute: 'quit' })
+  const r = run('qemu-system-x86_64', ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', 'stdio', '-blockdev', JSON.stringify(node)], {
+    ...(cwd ? { cwd } : {}), input: cmds.map((c) => JSON.stringify(c) + '\n').join(''), timeout: 120_000,
+  })
+  const sums: Record<string, string> = {}
+  const errors: Record<string, string> = {}
+  for (const line of r.stdout.split('\n')) {
+    let msg: { id?: unknown; return?: { sha256?: string }; error?: { desc?: string } }
+    try { msg = JSON.parse(line) } catch { continue }
+    if (typeof msg.id !== 'string' || !msg.id.startsWith('b')) continue
+    const n = names[Number(msg.id.slice(1))]!
+    if (msg.return?.sha256) sums[n] = msg.return.sha256
+    else errors[n] = msg.error?.desc ?? 'error'
+  }
+  if (Object.keys(sums).length === 0 && Object.keys(errors).length === 0) {
+    throw new Error(`qemu-system-x86_64 failed on ${image} (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}`)
+  }
+  return { sums, errors }
+}
+
+/** qemu-img info --output=json, parsed; `json` is undefined when QEMU cannot open the image. */
+export function qemuImgInfo(image: string, cwd?: string): { code: number; json?: QemuImgInfo; stderr: string } {
+  const r = qemuImg(['info', '--output=json', image], cwd)
+  return { code: r.code, stderr: r.stderr, ...(r.code === 0 ? { json: JSON.parse(r.stdout) as QemuImgInfo } : {}) }
+}
+
+export interface QemuImgInfo {
+  'virtual-size': number
+  'cluster-size'?: number
+  'format-specific'?: { data?: { bitmaps?: Array<{ name: string; granularity: number; flags: string[] }> } }
+}
+
+/** Exit code of `qemu-img check` (0 clean, 1 could not check, 2 corruptions, 3 leaks). */
+export function qemuImgCheck(image: string, cwd?: string): number {
+  return qemuImg(['check', image], cwd).code
+}
