@@ -8,6 +8,7 @@ import { cmdMap } from './commands/map.js'
 import { cmdHeatmap } from './commands/heatmap.js'
 import { COMMANDS as EXTRA } from './commands/registry.js'
 import './commands/bitmap.js'
+import './commands/diff.js'
 
 const USAGE = `usage: qbm COMMAND [options]
 

@@ -1,0 +1,92 @@
+/**
+ * `qbm diff IMAGE A B --op union|intersect|minus|xor [-b IMAGE_B] [--output=human|json]`:
+ * bitmap algebra at byte resolution, printed as merged extents like `qbm map`.
+ * `qbm checkpoints IMAGE --libvirt-xml FILE... [--disk NAME] [--output=human|json]`.
+ */
+import { readFileSync } from 'node:fs'
+import { type SetOp, SET_OPS, allExtents, combineExtents, crossCheck, humanAndExact, parseCheckpointXml, pickDisk } from '../../engine/index.js'
+import { type Parsed, UsageError, one, outputFormat } from '../args.js'
+import { out } from '../io.js'
+import { CliError, openPath, requireBitmap, requireReader } from './common.js'
+import { COMMANDS } from './registry.js'
+
+async function cmdDiff(p: Parsed, path: string, nameA: string, nameB: string): Promise<number> {
+  const fmt = outputFormat(p)
+  const op = one(p, 'op') as SetOp | undefined
+  if (!op || !SET_OPS.includes(op)) throw new UsageError(`--op must be one of ${SET_OPS.join(', ')}`)
+  const a = await openPath(path)
+  const pathB = one(p, 'image-b')
+  const b = pathB ? await openPath(pathB) : a
+  try {
+    if (b.img.header.diskLength !== a.img.header.diskLength) {
+      throw new CliError(`the images differ in size (${a.img.header.diskLength} vs ${b.img.header.diskLength} bytes)`)
+    }
+    const ra = requireReader(a.img, requireBitmap(a.img, nameA))
+    const rb = requireReader(b.img, requireBitmap(b.img, nameB))
+    let total = 0
+    let count = 0
+    if (fmt === 'json') out('[')
+    for await (const e of combineExtents(allExtents(ra), allExtents(rb), op)) {
+      if (fmt === 'json') out(`${count ? ',' : ''}\n{"offset":${e.offset},"length":${e.length}}`)
+      else out(`${String(e.offset).padStart(16)}  ${String(e.length).padStart(16)}    1  dirty\n`)
+      total += e.length
+      count++
+    }
+    if (fmt === 'json') out(count ? '\n]\n' : ']\n')
+    else out(`# ${nameA} ${op} ${nameB}: ${count} extent${count === 1 ? '' : 's'}, ${humanAndExact(total)}\n`)
+    return 0
+  } finally {
+    a.dev.close()
+    if (b !== a) b.dev.close()
+  }
+}
+
+async function cmdCheckpoints(p: Parsed, path: string): Promise<number> {
+  const fmt = outputFormat(p)
+  const files = p.opts.get('libvirt-xml') ?? []
+  if (files.length === 0) throw new UsageError('give at least one --libvirt-xml FILE (virsh checkpoint-dumpxml output)')
+  const cps = files.map((f) => {
+    try {
+      return parseCheckpointXml(readFileSync(f, 'utf8'))
+    } catch (e) {
+      throw new CliError(`${f}: ${(e as Error).message}`)
+    }
+  })
+  const { dev, img } = await openPath(path)
+  try {
+    let disk: string
+    try {
+      disk = pickDisk(cps, path, one(p, 'disk'))
+    } catch (e) {
+      throw new CliError((e as Error).message)
+    }
+    const r = crossCheck(img, cps, disk)
+    if (fmt === 'json') out(JSON.stringify(r, null, 2) + '\n')
+    else {
+      out(`disk ${disk}: ${r.findings.length} checkpoint${r.findings.length === 1 ? '' : 's'}\n`)
+      for (const f of r.findings) out(`  ${f.checkpoint.padEnd(24)} bitmap ${f.bitmap.padEnd(24)} ${f.state.toUpperCase().padEnd(9)} ${f.fix}\n`)
+      for (const o of r.orphans) out(`  ${'(none)'.padEnd(24)} bitmap ${o.bitmap.padEnd(24)} ${'ORPHAN'.padEnd(9)} ${o.fix}\n`)
+    }
+    const bad = r.findings.some((f) => f.state !== 'healthy')
+    return bad ? 2 : 0
+  } finally {
+    dev.close()
+  }
+}
+
+COMMANDS.push(
+  {
+    name: 'diff',
+    usage: 'diff IMAGE A B --op union|intersect|minus|xor [-b IMAGE_B] [--output=human|json]',
+    spec: { op: { value: true }, 'image-b': { value: true, alias: 'b' }, output: { value: true } },
+    positional: 3,
+    run: (p, a) => cmdDiff(p, a[0]!, a[1]!, a[2]!),
+  },
+  {
+    name: 'checkpoints',
+    usage: 'checkpoints IMAGE --libvirt-xml FILE... [--disk NAME] [--output=human|json]   (exit 2 when a checkpoint needs attention)',
+    spec: { 'libvirt-xml': { value: true, repeat: true }, disk: { value: true }, output: { value: true } },
+    positional: 1,
+    run: (p, a) => cmdCheckpoints(p, a[0]!),
+  },
+)
