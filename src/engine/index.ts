@@ -30,3 +30,5 @@ export { parseCheckpointXml, crossCheck, pickDisk } from './analysis/checkpoints
 export type { Checkpoint, CheckpointDisk, CheckpointReport, CheckpointFinding, CheckpointState } from './analysis/checkpoints.js'
 export { checkImage } from './check/check.js'
 export type { CheckReport, CheckOptions, CheckPhase, CheckFinding, FindingKind } from './check/check.js'
+export { AllocationMap, allocationCells, splitByAllocation, kindOf } from './analysis/allocation.js'
+export type { AllocRun, AllocKind, AllocationCells, DirtySplit } from './analysis/allocation.js'

@@ -10,3 +10,7 @@ export interface ExtraCommand {
 }
 
 export const COMMANDS: ExtraCommand[] = []
+
+// `qbm check` (imported here, after COMMANDS exists; check.ts imports only the type from this file).
+import { checkCommand } from './check.js'
+COMMANDS.push(checkCommand)

@@ -1,0 +1,311 @@
+/**
+ * `qbm check`: the equivalent of `qemu-img check` without repairs (spec §5.3, §6.6; QEMU
+ * block/qcow2.c qcow2_co_check_locked, block/qcow2-refcount.c qcow2_check_refcounts,
+ * compare_refcounts, check_oflag_copied, qemu-img.c img_check). Read-only.
+ *
+ * Order, as in QEMU: open (refusals: exit 1), snapshot table (unreadable: exit 1), expected
+ * refcounts, compare with the stored refcounts, OFLAG_COPIED. Exit codes as qemu-img check:
+ * 0 clean, 2 corruptions, 3 leaks only, 1 could not check (also when an internal error
+ * occurred). Warnings never change the exit code.
+ *
+ * Behaviour worth knowing (all verified against QEMU 7.2):
+ * - The dirty bit (lazy refcounts) changes nothing: a read-only check compares the stale
+ *   refcounts as stored, so an image left dirty by a crash shows errors (exit 2).
+ * - A cluster with refcount 2 and one reference is a leak, not an error; only a refcount
+ *   below the references is an error.
+ * - QEMU counts references no higher than the refcount width allows: with 1-bit refcounts a
+ *   second reference is an "overflow" corruption, and the compare then sees 1 = 1.
+ * - Stored refcounts past the end of the file (plus at most one cluster) are never compared.
+ */
+import type { Image, Bitmap } from '../image.js'
+import { type AbortSignalLike, throwIfAborted } from '../errors.js'
+import { type CheckFinding, Findings } from './findings.js'
+import { type QemuOpen, emulateQemuOpen } from './open.js'
+import { readSnapshotTable } from './snapshots.js'
+import { StoredRefcounts } from './stored.js'
+import type { ReferenceCounts } from './counts.js'
+import { calculateReferences, clusterType, offsetOf, u64 } from './references.js'
+import { hex, readPadded } from './padded.js'
+
+export type { CheckFinding, FindingKind } from './findings.js'
+
+/** Phases reported through onProgress. */
+export type CheckPhase = 'l2' | 'compare'
+
+/** Cancellation, progress and the cap on kept messages. */
+export interface CheckOptions {
+  signal?: AbortSignalLike
+  /** progress within a phase: L2 tables read, refcount blocks compared */
+  onProgress?: (done: number, total: number, phase: CheckPhase) => void
+  /** most error and leak messages kept in `findings` (counts stay exact); default 10000 */
+  findingLimit?: number
+}
+
+/** What `qbm check` found; field names follow qemu-img check's JSON output where it has one. */
+export interface CheckReport {
+  /** 0 clean, 1 could not check, 2 corruptions, 3 leaks only (qemu-img check's codes) */
+  exitCode: 0 | 1 | 2 | 3
+  /** the refcount check ran to the end (QEMU prints its summary only then) */
+  completed: boolean
+  /** why the image could not be checked: 'Could not open: ...' or 'Check failed: ...' */
+  failure?: string
+  corruptions: number
+  leaks: number
+  /** internal errors of the check (QEMU check_errors); any makes the exit code 1 */
+  checkErrors: number
+  findings: CheckFinding[]
+  /** error and leak messages not kept in `findings` */
+  findingsOmitted: number
+  /** end of the last cluster with a refcount or a reference */
+  imageEndOffset: number
+  /** clusters of the virtual disk */
+  totalClusters: number
+  /** clusters the active L1 maps (compressed and preallocated zero clusters included) */
+  allocatedClusters: number
+  fragmentedClusters: number
+  compressedClusters: number
+  clusterSize: number
+  fileSize: number
+}
+
+/** Check an image the way `qemu-img check` does, without repairing anything. */
+export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<CheckReport> {
+  const h = img.header
+  const cs = h.clusterSize
+  const f = new Findings(opts.findingLimit)
+  const base = {
+    clusterSize: cs,
+    fileSize: img.fileSize,
+    totalClusters: Math.ceil(h.diskLength / cs),
+  }
+  const stop = async (failure: string): Promise<CheckReport> => {
+    await addWarnings(img, f)
+    return {
+      exitCode: 1, completed: false, failure,
+      corruptions: f.corruptions, leaks: f.leaks, checkErrors: f.checkErrors,
+      findings: f.list, findingsOmitted: f.omitted,
+      imageEndOffset: 0, allocatedClusters: 0, fragmentedClusters: 0, compressedClusters: 0,
+      ...base,
+    }
+  }
+
+  const open = await emulateQemuOpen(img)
+  if (open.refusals.length > 0) return stop(`Could not open: ${open.refusals[0]}`)
+  throwIfAborted(opts.signal)
+
+  const table = await readSnapshotTable(img.device, h)
+  if (!table.ok) {
+    f.checkErrors++
+    return stop(`Check failed: ${table.errno === 'EFBIG' ? 'File too large' : 'Invalid argument'} (${table.error})`)
+  }
+  if (h.version === 3) {
+    for (const sn of table.snapshots) {
+      if (sn.extraDataSize < 16) f.error(`ERROR snapshot table entry ${sn.index} is incomplete`, { offset: sn.offset })
+    }
+  }
+
+  const stored = await StoredRefcounts.load(img.device, h)
+  const refs = await calculateReferences({
+    device: img.device,
+    header: h,
+    extendedL2: open.extendedL2,
+    externalData: open.externalData,
+    snapshots: table.snapshots,
+    snapshotTable: { offset: table.offset, size: table.size },
+    ...(open.crypto ? { crypto: open.crypto } : {}),
+    ...(open.directory ? { directory: open.directory } : {}),
+    stored,
+    findings: f,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    onProgress: (d, t) => opts.onProgress?.(d, t, 'l2'),
+  })
+  if (refs.failed) return stop(`Check failed: ${refs.failed}`)
+
+  const highest = await compareRefcounts(stored, refs.counts, f, opts)
+  await checkOflagCopied(img, open, stored, f, opts.signal)
+  await addWarnings(img, f)
+
+  let exitCode: CheckReport['exitCode'] = 0
+  if (f.checkErrors > 0) exitCode = 1
+  else if (f.corruptions > 0) exitCode = 2
+  else if (f.leaks > 0) exitCode = 3
+  return {
+    exitCode,
+    completed: true,
+    ...(f.checkErrors > 0 ? { failure: 'Check failed' } : {}),
+    corruptions: f.corruptions,
+    leaks: f.leaks,
+    checkErrors: f.checkErrors,
+    findings: f.list,
+    findingsOmitted: f.omitted,
+    imageEndOffset: (highest + 1) * cs,
+    allocatedClusters: refs.frag.allocated,
+    fragmentedClusters: refs.frag.fragmented,
+    compressedClusters: refs.frag.compressed,
+    ...base,
+  }
+}
+
+/**
+ * QEMU's compare_refcounts for clusters [0, nb_clusters): stored below expected is an error,
+ * above is a leak. Returns the highest cluster with a refcount or a reference.
+ */
+async function compareRefcounts(
+  stored: StoredRefcounts, counts: ReferenceCounts, f: Findings, opts: CheckOptions,
+): Promise<number> {
+  const epb = stored.epb
+  const cs = stored.clusterSize
+  const size = counts.size
+  const blocks = Math.ceil(size / epb)
+  let highest = 0
+  let unalignedSeen = false
+  for (let ti = 0; ti < blocks; ti++) {
+    if ((ti & 63) === 0) {
+      throwIfAborted(opts.signal)
+      opts.onProgress?.(ti, blocks, 'compare')
+    }
+    const from = ti * epb
+    const to = Math.min(from + epb, size)
+    const b = await stored.block(ti)
+    if (b.kind === 'unaligned') {
+      // qcow2_get_refcount fails for every cluster the block would describe; QEMU also marks
+      // the (read-only) image corrupt in memory, once.
+      if (!unalignedSeen) {
+        unalignedSeen = true
+        f.warning(`qcow2: Image is corrupt: Refblock offset 0x${hex(stored.entries[ti]!.offset)} unaligned (reftable index: ${ti === 0 ? 0 : `0x${hex(ti)}`}); further non-fatal corruption events will be suppressed`)
+      }
+      for (let i = from; i < to; i++) f.internal(`Can't get refcount for cluster ${i}: Input/output error`, { cluster: i })
+      continue
+    }
+    if (b.kind === 'unreadable') {
+      for (let i = from; i < to; i++) f.internal(`Can't get refcount for cluster ${i}: Input/output error`, { cluster: i })
+      continue
+    }
+    if (b.kind === 'none' && !counts.anyIn(from, to)) continue
+    for (let i = from; i < to; i++) {
+      const r1 = b.kind === 'none' ? 0 : stored.valueAt(b.data, i - from)
+      const r2 = counts.get(i)
+      if (r1 > 0 || r2 > 0) highest = i
+      if (r1 === r2) continue
+      const place = { cluster: i, offset: i * cs }
+      if (r1 < r2) f.error(`ERROR cluster ${i} refcount=${r1} reference=${r2}`, place)
+      else f.leak(`Leaked cluster ${i} refcount=${b.kind === 'none' ? '0' : stored.exactAt(b.data, i - from)} reference=${r2}`, place)
+    }
+  }
+  opts.onProgress?.(blocks, blocks, 'compare')
+  return highest
+}
+
+/** Result of the OFLAG_COPIED check of one L2 table, kept for tables referenced again. */
+interface CopiedL2 {
+  errors: number
+  messages: string[]
+}
+
+/**
+ * QEMU's check_oflag_copied for the active L1 table: the COPIED flag (bit 63) of an L1 or L2
+ * entry must be set exactly when the cluster it points to has refcount 1. Each mismatch is a
+ * corruption. Clusters whose refcount cannot be read are skipped silently, as in QEMU.
+ */
+async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcounts, f: Findings, signal?: AbortSignalLike): Promise<void> {
+  const h = img.header
+  const cs = h.clusterSize
+  const dev = img.device
+  const memo = new Map<number, CopiedL2>()
+  const chunk = 65536
+  for (let first = 0; first < h.l1Size; first += chunk) {
+    throwIfAborted(signal)
+    const n = Math.min(chunk, h.l1Size - first)
+    const at = h.l1TableOffset + first * 8
+    if (at >= dev.size) break
+    const buf = await readPadded(dev, at, n * 8)
+    const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    for (let i = 0; i < n; i++) {
+      const hi = v.getUint32(i * 8)
+      const lo = v.getUint32(i * 8 + 4)
+      const l2 = offsetOf(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0)
+      if (l2 === 0) continue
+      const cluster = typeof l2 === 'bigint' ? Infinity : Math.floor(l2 / cs)
+      const rc = cluster === Infinity ? 0 : await stored.get(cluster)
+      if (rc === undefined) continue
+      const copied = (hi & 0x80000000) !== 0
+      if ((rc === 1) !== copied) {
+        const exact = cluster === Infinity ? '0' : await stored.exact(cluster)
+        f.error(`ERROR OFLAG_COPIED L2 cluster: l1_index=${first + i} l1_entry=${hex(u64(hi, lo))} refcount=${exact}`, { offset: at + i * 8 })
+      }
+      if (typeof l2 === 'bigint' || l2 >= dev.size) continue
+      let r = memo.get(l2)
+      if (!r) {
+        r = await copiedL2(img, open, stored, l2, f.limit)
+        memo.set(l2, r)
+      }
+      for (const m of r.messages) f.error(m, { offset: l2 })
+      f.silentCorruption(r.errors - r.messages.length)
+    }
+  }
+}
+
+async function copiedL2(img: Image, open: QemuOpen, stored: StoredRefcounts, l2: number, limit: number): Promise<CopiedL2> {
+  const cs = img.header.clusterSize
+  const buf = await readPadded(img.device, l2, cs)
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const esize = open.extendedL2 ? 16 : 8
+  const out: CopiedL2 = { errors: 0, messages: [] }
+  for (let p = 0; p < cs; p += esize) {
+    const hi = v.getUint32(p)
+    const lo = v.getUint32(p + 4)
+    if (hi === 0 && lo === 0) continue
+    const type = clusterType(hi, lo, open.extendedL2, open.externalData)
+    if (type !== 'normal' && type !== 'zero-alloc') continue
+    let rc: number | undefined
+    let exact: string
+    if (open.externalData) {
+      rc = 1
+      exact = '1'
+    } else {
+      const data = offsetOf(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0)
+      if (typeof data === 'bigint') { rc = 0; exact = '0' } else {
+        rc = await stored.get(Math.floor(data / cs))
+        if (rc === undefined) continue
+        exact = await stored.exact(Math.floor(data / cs))
+      }
+    }
+    if ((rc === 1) !== ((hi & 0x80000000) !== 0)) {
+      out.errors++
+      if (out.messages.length < limit) out.messages.push(`ERROR OFLAG_COPIED data cluster: l2_entry=${hex(u64(hi, lo))} refcount=${exact}`)
+    }
+  }
+  return out
+}
+
+/** Findings that do not change the exit code: what qbm's reader noticed about the image. */
+async function addWarnings(img: Image, f: Findings): Promise<void> {
+  for (const w of img.warnings) f.warning(w)
+  for (const b of img.bitmaps) {
+    for (const w of b.warnings) f.warning(`bitmap '${b.name}': ${w}`)
+    // qbm's reader is stricter than QEMU in places (e.g. a table past the end of the file), so
+    // its problems are warnings here: QEMU's verdict is the open emulation and the counts.
+    for (const p of b.problems) f.warning(`bitmap '${b.name}': ${p}`)
+    const tail = await tailBitsSet(img, b)
+    if (tail) f.warning(`bitmap '${b.name}': bits past the end of the disk are set in its last cluster (QEMU keeps those in the last 64-bit word; they do not count as dirty but change its sha256)`)
+  }
+}
+
+/** Whether the stored last cluster of a bitmap has bits set at or past nbits (spec §4.5). */
+async function tailBitsSet(img: Image, b: Bitmap): Promise<boolean> {
+  if (b.status !== 'ok' && b.status !== 'in-use') return false
+  const cs = img.header.clusterSize
+  const perCluster = cs * 8
+  const clusters = Math.ceil(b.nbits / perCluster)
+  if (clusters === 0 || clusters > b.table.length) return false
+  const used = b.nbits - (clusters - 1) * perCluster
+  if (used === perCluster) return false
+  const e = b.table[clusters - 1]!
+  if (e === 0) return false
+  if (e === 1) return true
+  const data = await readPadded(img.device, e, cs)
+  const byte = used >>> 3
+  if (used & 7 && (data[byte]! >>> (used & 7)) !== 0) return true
+  for (let k = byte + ((used & 7) ? 1 : 0); k < cs; k++) if (data[k] !== 0) return true
+  return false
+}
