@@ -6,6 +6,7 @@ import { CliError } from './commands/common.js'
 import { cmdInfo } from './commands/info.js'
 import { cmdMap } from './commands/map.js'
 import { cmdHeatmap } from './commands/heatmap.js'
+import { cmdAllocation, cmdChain, cmdEstimate } from './commands/allocation.js'
 import { COMMANDS as EXTRA } from './commands/registry.js'
 import './commands/bitmap.js'
 import './commands/diff.js'
@@ -14,6 +15,9 @@ const USAGE = `usage: qbm COMMAND [options]
 
   info IMAGE [--output=human|json] [--sha256]
   map IMAGE BITMAP [--output=human|json] [--all]
+  map IMAGE --allocation [--output=human|json]   (qemu-img map's fields, through the backing chain)
+  estimate IMAGE BITMAP [--output=human|json]   (dirty bytes split into data / zero / unallocated)
+  chain IMAGE [--output=human|json]
   heatmap IMAGE BITMAP [--cells N] [--start OFF] [--length LEN] [--output=human|json]
 ${EXTRA.map((c) => '  ' + c.usage).join('\n')}
 
@@ -22,13 +26,26 @@ Sizes take k, M, G, T suffixes (binary), like qemu-img.
 
 interface Command {
   spec: Record<string, OptionSpec>
-  positional: number
+  positional: number | [number, number]
   run: (p: ReturnType<typeof parseArgs>, args: string[]) => Promise<number>
 }
 
 const COMMANDS: Record<string, Command> = {
   info: { spec: { output: { value: true }, sha256: {} }, positional: 1, run: (p, a) => cmdInfo(p, a[0]!) },
-  map: { spec: { output: { value: true }, all: {} }, positional: 2, run: (p, a) => cmdMap(p, a[0]!, a[1]!) },
+  map: {
+    spec: { output: { value: true }, all: {}, allocation: {} },
+    positional: [1, 2],
+    run: (p, a) => {
+      if (p.opts.has('allocation')) {
+        if (a.length !== 1) throw new UsageError("'map --allocation' takes only IMAGE")
+        return cmdAllocation(p, a[0]!)
+      }
+      if (a.length !== 2) throw new UsageError("'map' expects IMAGE BITMAP (or IMAGE --allocation)")
+      return cmdMap(p, a[0]!, a[1]!)
+    },
+  },
+  estimate: { spec: { output: { value: true } }, positional: 2, run: (p, a) => cmdEstimate(p, a[0]!, a[1]!) },
+  chain: { spec: { output: { value: true } }, positional: 1, run: (p, a) => cmdChain(p, a[0]!) },
   heatmap: {
     spec: { output: { value: true }, cells: { value: true }, start: { value: true }, length: { value: true } },
     positional: 2,
@@ -46,8 +63,9 @@ async function main(argv: string[]): Promise<number> {
   const cmd = COMMANDS[name]
   if (!cmd) throw new UsageError(`unknown command '${name}'`)
   const p = parseArgs(rest, cmd.spec)
-  if (p.positional.length !== cmd.positional) {
-    throw new UsageError(`'${name}' expects ${cmd.positional} argument${cmd.positional > 1 ? 's' : ''} (see 'qbm --help')`)
+  const [min, max] = typeof cmd.positional === 'number' ? [cmd.positional, cmd.positional] : cmd.positional
+  if (p.positional.length < min || p.positional.length > max) {
+    throw new UsageError(`'${name}' expects ${min === max ? min : `${min} to ${max}`} argument${max > 1 ? 's' : ''} (see 'qbm --help')`)
   }
   return cmd.run(p, p.positional)
 }

@@ -1,0 +1,225 @@
+/**
+ * Allocation map from the active L1/L2 tables (qcow2.txt "Cluster mapping"): for every byte of
+ * the virtual disk, whether it is allocated data, reads as zero, or is unallocated (read from
+ * the backing file, or as zeros without one). Standard and extended L2 (32 subclusters),
+ * compressed clusters, zero flags, external data files. Results follow `qemu-img map
+ * --output=json` (start, length, depth, present, zero, data).
+ */
+import type { BlockDevice } from '../device.js'
+import { FormatError, type AbortSignalLike, throwIfAborted } from '../errors.js'
+import type { Image } from '../image.js'
+import { Autoclear, Incompatible, L1E_OFFSET_MASK, MAX_L1_BYTES, QCOW_OFLAG_COMPRESSED, hasBit } from '../qcow2/constants.js'
+import type { Extent } from './extents.js'
+
+export type AllocKind = 'data' | 'zero' | 'unallocated'
+
+/** One run of bytes with the same state, in qemu-img map's terms. */
+export interface AllocRun {
+  start: number
+  length: number
+  /** layer the bytes come from: 0 = this image, 1 = its backing file, ... */
+  depth: number
+  present: boolean
+  zero: boolean
+  data: boolean
+  compressed?: boolean
+  /** host offset of the data (absent for compressed clusters) */
+  offset?: number
+}
+
+export function kindOf(r: AllocRun): AllocKind {
+  return r.data ? 'data' : r.present ? 'zero' : 'unallocated'
+}
+
+const L2_OFFSET_MASK = 0x00fffffffffffe00n
+
+export class AllocationMap {
+  readonly cs: number
+  readonly diskLength: number
+  readonly extendedL2: boolean
+  /** external data file that is valid as raw (autoclear bit 1): QEMU maps unallocated clusters 1:1 as data */
+  readonly rawDataFile: boolean
+  private readonly l2Entries: number
+  private readonly entrySize: number
+  private readonly l1: Float64Array
+  private readonly dev: BlockDevice
+  private readonly cache = new Map<number, Uint8Array>()
+
+  private constructor(readonly img: Image, l1: Float64Array, readonly backing?: AllocationMap) {
+    const h = img.header
+    this.cs = h.clusterSize
+    this.diskLength = h.diskLength
+    this.extendedL2 = hasBit(h.incompatibleFeatures, Incompatible.extendedL2)
+    this.rawDataFile = hasBit(h.incompatibleFeatures, Incompatible.externalDataFile) && hasBit(h.autoclearFeatures, Autoclear.rawExternalData)
+    this.entrySize = this.extendedL2 ? 16 : 8
+    this.l2Entries = this.cs / this.entrySize
+    this.l1 = l1
+    this.dev = img.device
+  }
+
+  /** Load the L1 table (bounded by QEMU's 32 MiB and the file). `backing` answers unallocated ranges. */
+  static async open(img: Image, backing?: AllocationMap): Promise<AllocationMap> {
+    const h = img.header
+    const bytes = h.l1Size * 8
+    if (bytes > MAX_L1_BYTES) throw new FormatError('qcow2 header', 'l1_size', 36, "exceeds QEMU's 32 MiB L1 table limit", h.l1Size)
+    if (h.l1Size > 0 && h.l1TableOffset + bytes > img.fileSize) throw new FormatError('qcow2 header', 'l1_table_offset', 40, 'puts the L1 table past the end of the file', h.l1TableOffset)
+    const raw = h.l1Size > 0 ? await img.device.read(h.l1TableOffset, bytes) : new Uint8Array(0)
+    const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)
+    const l1 = new Float64Array(h.l1Size)
+    for (let i = 0; i < h.l1Size; i++) {
+      const off = Number(v.getBigUint64(i * 8) & L1E_OFFSET_MASK)
+      if (off !== 0 && (off % h.clusterSize !== 0 || off + h.clusterSize > img.fileSize + h.clusterSize - 1)) {
+        throw new FormatError('L1 table', `entry[${i}]`, h.l1TableOffset + i * 8, 'points to an unaligned L2 table or past the end of the file', off)
+      }
+      l1[i] = off
+    }
+    return new AllocationMap(img, l1, backing)
+  }
+
+  private async l2(l2off: number): Promise<Uint8Array> {
+    let t = this.cache.get(l2off)
+    if (t) return t
+    const avail = Math.min(this.cs, this.dev.size - l2off)
+    t = new Uint8Array(this.cs)
+    t.set(await this.dev.read(l2off, avail))
+    if (this.cache.size >= 64) this.cache.delete(this.cache.keys().next().value as number)
+    this.cache.set(l2off, t)
+    return t
+  }
+
+  private unallocated(start: number, length: number): AllocRun {
+    // A raw external data file holds the guest data at the same offsets (observed with qemu-img map).
+    if (this.rawDataFile) return { start, length, depth: 0, present: true, zero: false, data: true, offset: start }
+    return { start, length, depth: 0, present: false, zero: true, data: false }
+  }
+
+  /** Runs of this layer only (unallocated ranges not resolved through the backing file), merged. */
+  private async *ownRuns(from: number, to: number, signal?: AbortSignalLike): AsyncGenerator<AllocRun> {
+    const cs = this.cs
+    const span = this.l2Entries * cs
+    let pos = from
+    let n = 0
+    while (pos < to) {
+      if ((++n & 1023) === 0) throwIfAborted(signal)
+      const l1i = Math.floor(pos / span)
+      const l2off = l1i < this.l1.length ? this.l1[l1i]! : 0
+      const spanEnd = Math.min(to, (l1i + 1) * span)
+      if (!l2off) {
+        yield this.unallocated(pos, spanEnd - pos)
+        pos = spanEnd
+        continue
+      }
+      const t = await this.l2(l2off)
+      const v = new DataView(t.buffer, t.byteOffset, t.byteLength)
+      while (pos < spanEnd) {
+        const gc = Math.floor(pos / cs)
+        const idx = gc - l1i * this.l2Entries
+        const e = v.getBigUint64(idx * this.entrySize)
+        const clusterEnd = Math.min(spanEnd, (gc + 1) * cs)
+        const host = Number(e & L2_OFFSET_MASK)
+        if (e & QCOW_OFLAG_COMPRESSED) {
+          yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: false, data: true, compressed: true }
+          pos = clusterEnd
+          continue
+        }
+        if (!this.extendedL2) {
+          const inCluster = pos - gc * cs
+          if (e & 1n) yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: true, data: false, ...(host ? { offset: host + inCluster } : {}) }
+          else if (host) yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: false, data: true, offset: host + inCluster }
+          else yield this.unallocated(pos, clusterEnd - pos)
+          pos = clusterEnd
+          continue
+        }
+        // Extended L2: 32 subclusters; bitmap = allocation bits 0-31, zero bits 32-63.
+        const bm = v.getBigUint64(idx * 16 + 8)
+        const sc = cs / 32
+        while (pos < clusterEnd) {
+          const s = Math.floor((pos - gc * cs) / sc)
+          const subEnd = Math.min(clusterEnd, gc * cs + (s + 1) * sc)
+          const allocated = (bm >> BigInt(s)) & 1n
+          const zero = (bm >> BigInt(32 + s)) & 1n
+          const inCluster = pos - gc * cs
+          if (zero) yield { start: pos, length: subEnd - pos, depth: 0, present: true, zero: true, data: false }
+          else if (allocated) yield { start: pos, length: subEnd - pos, depth: 0, present: true, zero: false, data: true, offset: host + inCluster }
+          else yield this.unallocated(pos, subEnd - pos)
+          pos = subEnd
+        }
+      }
+    }
+  }
+
+  /** Runs over [from, to), unallocated ranges resolved through the backing chain, merged like qemu-img map. */
+  async *runs(from = 0, to = this.diskLength, signal?: AbortSignalLike): AsyncGenerator<AllocRun> {
+    let pending: AllocRun | undefined
+    const merge = function* (r: AllocRun): Generator<AllocRun> {
+      if (pending && pending.start + pending.length === r.start && same(pending, r)) {
+        pending.length += r.length
+        return
+      }
+      if (pending) yield pending
+      pending = { ...r }
+    }
+    for await (const r of this.ownRuns(from, Math.min(to, this.diskLength), signal)) {
+      if (r.present || !this.backing) { yield* merge(r); continue }
+      // unallocated here: ask the backing file (zeros past its end)
+      const bEnd = Math.min(r.start + r.length, this.backing.diskLength)
+      if (r.start < bEnd) {
+        for await (const b of this.backing.runs(r.start, bEnd, signal)) yield* merge({ ...b, depth: b.depth + 1 })
+      }
+      if (bEnd < r.start + r.length) {
+        const s = Math.max(r.start, bEnd)
+        yield* merge({ start: s, length: r.start + r.length - s, depth: 1, present: false, zero: true, data: false })
+      }
+    }
+    if (pending) yield pending
+  }
+}
+
+function same(a: AllocRun, b: AllocRun): boolean {
+  if (a.depth !== b.depth || a.present !== b.present || a.zero !== b.zero || a.data !== b.data || !!a.compressed !== !!b.compressed) return false
+  if (a.offset === undefined && b.offset === undefined) return true
+  return a.offset !== undefined && b.offset !== undefined && a.offset + a.length === b.offset
+}
+
+export interface AllocationCells {
+  data: Float64Array
+  zero: Float64Array
+  unallocated: Float64Array
+}
+
+/** Bytes of each kind per cell over [start, end) (same cell rule as the dirty heatmap). */
+export async function allocationCells(m: AllocationMap, boundaries: Float64Array, signal?: AbortSignalLike): Promise<AllocationCells> {
+  const cells = boundaries.length - 1
+  const out = { data: new Float64Array(cells), zero: new Float64Array(cells), unallocated: new Float64Array(cells) }
+  let cell = 0
+  for await (const r of m.runs(boundaries[0]!, boundaries[cells]!, signal)) {
+    const arr = out[kindOf(r)]
+    let a = r.start
+    const b = r.start + r.length
+    while (a < b) {
+      while (cell < cells - 1 && boundaries[cell + 1]! <= a) cell++
+      const stop = Math.min(b, boundaries[cell + 1]!)
+      if (stop <= a) break
+      arr[cell]! += stop - a
+      a = stop
+    }
+  }
+  return out
+}
+
+export interface DirtySplit {
+  dirty: number
+  data: number
+  zero: number
+  unallocated: number
+}
+
+/** Split dirty extents by allocation: the incremental-backup estimate (fstrim case: dirty but zero). */
+export async function splitByAllocation(m: AllocationMap, dirty: AsyncIterable<Extent>, signal?: AbortSignalLike): Promise<DirtySplit> {
+  const s: DirtySplit = { dirty: 0, data: 0, zero: 0, unallocated: 0 }
+  for await (const e of dirty) {
+    s.dirty += e.length
+    for await (const r of m.runs(e.offset, e.offset + e.length, signal)) s[kindOf(r)] += r.length
+  }
+  return s
+}
