@@ -60,15 +60,17 @@ export async function* allExtents(r: BitmapReader, signal?: AbortSignalLike): As
 /** Index of the first extent that ends after byte `offset` (after scan), for "scroll to". */
 export async function extentIndexAt(r: BitmapReader, offset: number): Promise<number> {
   await r.scan()
-  const bit = Math.min(r.nbits, Math.floor(Math.max(0, offset) / r.granularity))
+  if (offset >= r.diskLength) return r.runCount
+  const bit = Math.floor(Math.max(0, offset) / r.granularity)
   const b = Math.floor(bit / 4096)
-  let idx = r.runsBeforeBlock(Math.min(b, r.nblocks))
-  if (bit % 4096 === 0) {
-    return idx - (bit > 0 && (await r.bit(bit - 1)) && (await r.bit(bit)) ? 1 : 0)
+  // Runs starting below `bit`: the block index, plus those starting inside block b.
+  let idx = r.runsBeforeBlock(b)
+  if (bit > b * 4096) {
+    for await (const [s] of r.runs(b * 4096, true)) {
+      if (s >= bit) break
+      idx++
+    }
   }
-  for await (const [s, e] of r.runs(b * 4096, true)) {
-    if (e > bit) return s < bit || s === bit ? idx : idx
-    idx++
-  }
-  return idx
+  // The run holding bit-1 goes on past `offset` when `bit` is set too.
+  return bit > 0 && (await r.bit(bit - 1)) && (await r.bit(bit)) ? idx - 1 : idx
 }

@@ -17,14 +17,30 @@ export function humanAndExact(n: number): string {
   return n < 1024 ? `${n} bytes` : `${humanBytes(n)} (${n.toLocaleString('en-US')} bytes)`
 }
 
-/** Parse '64k', '1M', '2G', '512', '1.5T' (binary units, like qemu-img). */
+/**
+ * Parse a size as qemu-img does (QEMU util/cutils.c do_strtosz): '512', '64k', '1M', '2G',
+ * '1.5T' (binary units; a fraction is truncated to whole bytes and needs a suffix), 'b' for
+ * bytes, '0x10' hex without suffix. Also accepts 'KiB' / 'kb' spellings.
+ */
 export function parseSize(s: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(?:i?b)?\s*$/i.exec(s)
-  if (!m) throw new Error(`invalid size '${s}' (use a number with an optional k, M, G, T, P or E suffix)`)
-  const exp = ' kmgtpe'.indexOf((m[2] || ' ').toLowerCase())
-  const v = Number(m[1]) * 1024 ** exp
-  if (!Number.isSafeInteger(v)) throw new Error(`invalid size '${s}': not a whole number of bytes below 2^53`)
-  return v
+  const bad = (why = 'use a number with an optional k, M, G, T, P or E suffix'): Error => new Error(`invalid size '${s}' (${why})`)
+  const hexm = /^\s*0x([0-9a-f]+)\s*$/i.exec(s)
+  if (hexm) {
+    const v = parseInt(hexm[1]!, 16)
+    if (!Number.isSafeInteger(v)) throw bad('not a whole number of bytes below 2^53')
+    return v
+  }
+  const m = /^\s*(\d+)(?:\.(\d*))?\s*(?:([kmgtpe])(?:i?b)?|b)?\s*$/i.exec(s)
+  if (!m) throw bad()
+  const exp = m[3] ? ' kmgtpe'.indexOf(m[3].toLowerCase()) : 0
+  const mul = 1024n ** BigInt(exp)
+  const digits = m[2] ?? ''
+  // Exact integer arithmetic: QEMU truncates the fraction (1.3k = 1331 bytes).
+  const frac = digits ? (BigInt(digits) * mul) / 10n ** BigInt(digits.length) : 0n
+  if (exp === 0 && digits && BigInt(digits) !== 0n) throw bad('a fraction of a byte needs a k, M, G, T, P or E suffix')
+  const v = BigInt(m[1]!) * mul + frac
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw bad('not a whole number of bytes below 2^53')
+  return Number(v)
 }
 
 export function hex(n: number): string {
