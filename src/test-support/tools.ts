@@ -111,3 +111,14 @@ export interface QemuImgInfo {
 export function qemuImgCheck(image: string, cwd?: string): number {
   return qemuImg(['check', image], cwd).code
 }
+
+/**
+ * How QEMU parses a size string (qemu_strtosz, shared by qemu-img and qemu-io): the offset
+ * qemu-io reports for `read SIZE 1` on a null device; undefined when QEMU rejects the string.
+ */
+export function qemuParseSize(s: string): number | undefined {
+  requireTool('qemu-io')
+  const r = run('qemu-io', ['--image-opts', 'driver=null-co,size=4E,read-zeroes=on', '-c', `read ${s} 1`])
+  const m = /read 1\/1 bytes at offset (\d+)/.exec(r.stdout)
+  return m ? Number(m[1]) : undefined
+}

@@ -66,17 +66,23 @@ export class Allocator {
     return this.fileClusters
   }
 
-  /** First fit of n free clusters (refcount 0, not freed in this plan), else append. */
+  /**
+   * First fit of n free clusters (refcount 0, not freed in this plan), else append. The scan
+   * runs to the end of the file or past the highest cluster with a refcount, whichever is
+   * later: a cluster past the end of the file can still be counted (a writer that crashed
+   * between its refcount update and its data write), and must not be handed out again.
+   */
   private findFree(n: number): number {
     // A moving cursor: clusters before it were in use or holes too short for an earlier request.
+    const end = Math.max(this.fileClusters, this.highest + 1)
     let run = 0
-    for (let c = this.cursor; c < this.fileClusters; c++) {
+    for (let c = this.cursor; c < end; c++) {
       if (this.get(c) === 0 && !this.freedThisPlan.has(c) && !this.isReftableCluster(c)) {
         if (++run === n) { this.cursor = c - n + 1; return c - n + 1 }
       } else run = 0
     }
-    this.cursor = this.fileClusters - run
-    return this.fileClusters - run
+    this.cursor = end - run
+    return end - run
   }
 
   private isReftableCluster(c: number): boolean {

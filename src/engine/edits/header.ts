@@ -21,7 +21,9 @@ export interface HeaderChange {
 export function buildCluster0(img: Image, ch: HeaderChange): Uint8Array {
   const h = img.header
   const cs = h.clusterSize
-  if (h.version !== 3) throw new ConstraintError('qbm writes only qcow2 v3 images (v2 cannot store bitmaps)')
+  // v2 has no autoclear field and cannot store bitmaps: the only v2 rewrite is dropping a
+  // bitmaps extension (spec §9), header fields and other extensions kept as they are.
+  if (h.version !== 3 && !(h.version === 2 && ch.bitmaps === null)) throw new ConstraintError('qbm writes only qcow2 v3 images (v2 cannot store bitmaps)')
   const out = new Uint8Array(cs)
   out.set(img.cluster0.subarray(0, h.headerLength), 0)
   const v = new DataView(out.buffer)
@@ -57,6 +59,7 @@ export function buildCluster0(img: Image, ch: HeaderChange): Uint8Array {
     v.setBigUint64(F.backingFileOffset, BigInt(pos))
     v.setUint32(F.backingFileSize, name.length)
   }
+  if (h.version === 2) return out
   // autoclear: unknown bits cleared, bit 1 kept, bit 0 iff the extension is written
   let ac = h.autoclearFeatures & KNOWN_AUTOCLEAR
   const bit0 = ch.autoclearBitmaps ?? wroteBitmaps

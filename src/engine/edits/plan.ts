@@ -5,15 +5,15 @@
  */
 import { ConstraintError } from '../errors.js'
 import type { Bitmap, Image } from '../image.js'
-import { encodeName, sameName } from '../names.js'
+import { encodeName } from '../names.js'
 import {
   BME_FLAG_AUTO, BME_FLAG_IN_USE, BME_MAX_GRANULARITY_BITS, BME_MAX_PHYS_SIZE, BME_MIN_GRANULARITY_BITS,
   Incompatible, KNOWN_INCOMPATIBLE, QCOW2_MAX_BITMAPS, QCOW2_MAX_BITMAP_DIRECTORY_SIZE, hasBit,
 } from '../qcow2/constants.js'
-import { bitmapBits, checkNewName, defaultGranularity, expectedTableSize } from '../qcow2/bitmaps/constraints.js'
+import { bitmapBits, checkNewName, defaultGranularity, dirEntrySize, expectedTableSize } from '../qcow2/bitmaps/constraints.js'
 import { encodeDirEntry, encodeDirectory, patchDirEntry } from '../qcow2/bitmaps/directory.js'
-import { encodeTable, ENTRY_ONES, ENTRY_ZEROES } from '../qcow2/bitmaps/table.js'
-import { loadRefcounts } from '../qcow2/refcount.js'
+import { encodeTable, ENTRY_ONES, ENTRY_ZEROES, readTable } from '../qcow2/bitmaps/table.js'
+import { type Refcounts, loadRefcounts, refcountOf } from '../qcow2/refcount.js'
 import { readerFor } from '../describe.js'
 import { Allocator } from './allocator.js'
 import { buildCluster0, type HeaderChange } from './header.js'
@@ -57,11 +57,31 @@ function bitmapRefusal(img: Image): string | undefined {
   return undefined
 }
 
-function modelOf(img: Image): ModelBitmap[] {
-  return img.bitmaps.map((b) => ({
+/**
+ * The bitmap list being edited, with an index of the names (byte-exact) and the running size of
+ * the directory, so that uniqueness and QEMU's limits are O(1) per edit even for 65535 bitmaps.
+ */
+type ModelList = ModelBitmap[] & { names: Set<string>; dirBytes: number }
+
+/** A byte-exact key for a name. */
+function nameKey(bytes: Uint8Array): string {
+  let k = ''
+  for (let i = 0; i < bytes.length; i += 4096) k += String.fromCharCode(...bytes.subarray(i, i + 4096))
+  return k
+}
+
+function entryBytes(b: ModelBitmap): number {
+  return b.orig && !b.renamed ? b.orig.entry.raw.length : dirEntrySize(0, b.nameBytes.length)
+}
+
+function modelOf(img: Image): ModelList {
+  const list = img.bitmaps.map((b): ModelBitmap => ({
     name: b.name, nameBytes: b.nameBytes, flags: b.flags, granularityBits: b.granularityBits,
     orig: b, data: { kind: 'stored' }, renamed: false,
-  }))
+  })) as ModelList
+  list.names = new Set(list.map((b) => nameKey(b.nameBytes)))
+  list.dirBytes = list.reduce((s, b) => s + entryBytes(b), 0)
+  return list
 }
 
 function find(list: ModelBitmap[], name: string, op: string): ModelBitmap {
@@ -76,12 +96,39 @@ function refuseInUse(b: ModelBitmap, op: string): void {
   }
 }
 
-function checkName(list: ModelBitmap[], name: string, op: string): Uint8Array {
+function checkName(list: ModelList, name: string, op: string): Uint8Array {
   const bytes = encodeName(name)
   const bad = checkNewName(bytes)
   if (bad) throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: ${bad}`, 'name')
-  if (list.some((x) => sameName(x.nameBytes, bytes))) throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: Bitmap already exists: ${name}`, 'name')
+  if (list.names.has(nameKey(bytes))) throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: Bitmap already exists: ${name}`, 'name')
   return bytes
+}
+
+/** Refuse when the directory would pass QEMU's limit (spec §3.3) after growing by `delta` bytes. */
+function checkDirectorySize(list: ModelList, delta: number, op: string, name: string): void {
+  if (list.dirBytes + delta > QCOW2_MAX_BITMAP_DIRECTORY_SIZE) {
+    throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: the bitmap directory would be ${list.dirBytes + delta} bytes, over QEMU's ${QCOW2_MAX_BITMAP_DIRECTORY_SIZE}`)
+  }
+}
+
+/**
+ * Why the stored bits of an in-use bitmap cannot be kept as they are, or undefined. QEMU never
+ * validates the table of an in-use bitmap, but validates it (and may refuse the whole image) as
+ * soon as in_use is cleared; and a data cluster whose refcount is 0 may already hold other data.
+ */
+async function storedDataProblem(img: Image, b: Bitmap, rc: Refcounts): Promise<string | undefined> {
+  const cs = img.header.clusterSize
+  if (!(b.tableOffset > 0) || b.tableSize === 0 || b.tableOffset + b.tableSize * 8 > img.fileSize) return 'its table lies outside the file'
+  const t = await readTable(img.device, b.tableOffset, b.tableSize, cs)
+  const p = t.problems[0]
+  if (p) return `its table entry ${p.index} ${p.problem}`
+  for (const c of clustersOf(b.tableOffset, b.tableSize * 8, cs)) {
+    if (refcountOf(rc, c) === 0) return `its table cluster at 0x${(c * cs).toString(16)} has refcount 0`
+  }
+  for (const e of t.entries) {
+    if (e > ENTRY_ONES && refcountOf(rc, Math.floor(e / cs)) === 0) return `its data cluster at 0x${e.toString(16)} has refcount 0 (it may hold other data by now)`
+  }
+  return undefined
 }
 
 /** The bitmap's bits as one in-memory array of whole clusters (tail bits past nbits zero). */
@@ -120,7 +167,7 @@ async function* dirtyByteRanges(img: Image, b: ModelBitmap): AsyncGenerator<[num
   for (const [s, e] of memRuns(b.data.bytes, bitmapBits(L, b.granularityBits))) yield [s * g, Math.min(e * g, L)]
 }
 
-async function applyEdit(img: Image, list: ModelBitmap[], e: Edit): Promise<string> {
+async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> {
   const L = img.header.diskLength
   const cs = img.header.clusterSize
   switch (e.op) {
@@ -133,12 +180,17 @@ async function applyEdit(img: Image, list: ModelBitmap[], e: Edit): Promise<stri
       if (expectedTableSize(L, gb, cs) * cs > BME_MAX_PHYS_SIZE) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: Too much space will be occupied by the bitmap. Use larger granularity`, 'granularity')
       if (list.length >= QCOW2_MAX_BITMAPS) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: the image already has ${QCOW2_MAX_BITMAPS} bitmaps`)
       const nameBytes = checkName(list, e.name, 'add')
+      checkDirectorySize(list, dirEntrySize(0, nameBytes.length), 'add', e.name)
       list.push({ name: e.name, nameBytes, flags: e.disabled ? 0 : BME_FLAG_AUTO, granularityBits: gb, data: { kind: 'zero' }, renamed: true })
+      list.names.add(nameKey(nameBytes))
+      list.dirBytes += dirEntrySize(0, nameBytes.length)
       return `add bitmap '${e.name}' (granularity ${g}, ${e.disabled ? 'disabled' : 'enabled'}, empty)`
     }
     case 'remove': {
       const b = find(list, e.name, 'remove')
       list.splice(list.indexOf(b), 1)
+      list.names.delete(nameKey(b.nameBytes))
+      list.dirBytes -= entryBytes(b)
       return `remove bitmap '${e.name}' and free its clusters`
     }
     case 'enable':
@@ -156,7 +208,13 @@ async function applyEdit(img: Image, list: ModelBitmap[], e: Edit): Promise<stri
     }
     case 'rename': {
       const b = find(list, e.name, 'rename')
-      b.nameBytes = checkName(list, e.newName, 'rename')
+      const nameBytes = checkName(list, e.newName, 'rename')
+      const delta = dirEntrySize(0, nameBytes.length) - entryBytes(b)
+      checkDirectorySize(list, delta, 'rename', e.name)
+      list.names.delete(nameKey(b.nameBytes))
+      list.names.add(nameKey(nameBytes))
+      list.dirBytes += delta
+      b.nameBytes = nameBytes
       b.name = e.newName
       b.renamed = true
       return `rename bitmap '${e.name}' to '${e.newName}'`
@@ -164,6 +222,10 @@ async function applyEdit(img: Image, list: ModelBitmap[], e: Edit): Promise<stri
     case 'clear-in-use': {
       const b = find(list, e.name, 'clear-in-use')
       if (!(b.flags & BME_FLAG_IN_USE)) throw new ConstraintError(`Operation clear-in-use on bitmap ${e.name} failed: the bitmap is not in use`)
+      if (e.mode === 'keep' && b.data.kind === 'stored' && b.orig) {
+        const bad = await storedDataProblem(img, b.orig, await loadRefcounts(img.device, img.header))
+        if (bad) throw new ConstraintError(`Operation clear-in-use on bitmap ${e.name} failed: its stored bits cannot be kept: ${bad}; use --clear-in-use=dirty or =empty`)
+      }
       b.flags &= ~BME_FLAG_IN_USE
       if (e.mode === 'dirty') b.data = { kind: 'ones' }
       else if (e.mode === 'empty') b.data = { kind: 'zero' }
@@ -228,7 +290,10 @@ export async function planEdits(img: Image, edits: Edit[], opts: PlanOptions = {
 
 /** Plan a repair (spec §8 "recover"). */
 export async function planRepair(img: Image, repair: Repair): Promise<Plan> {
-  const refusal = editRefusal(img)
+  // A v2 image may still carry a bitmaps extension (e.g. after `qemu-img amend -o compat=0.10`):
+  // dropping it is the one write qbm does on v2 (spec §9); v2 has no feature bits to check.
+  const v2Drop = img.header.version === 2 && repair === 'drop-all-bitmaps' && (img.bitmapsExtension !== undefined || img.bitmapsError !== undefined)
+  const refusal = v2Drop ? undefined : editRefusal(img)
   if (refusal) throw new ConstraintError(`cannot repair: ${refusal}`)
   const warnings: string[] = []
   switch (repair) {

@@ -1,0 +1,309 @@
+/**
+ * Argument semantics of `qbm bitmap` and `qbm repair` (issue 3, "CLI"): actions apply in
+ * command-line order like `qemu-img bitmap`, all in one commit (a refused later action leaves
+ * nothing of the earlier ones); -g only with --add; -b only with --merge; --clear-in-use=MODE
+ * validated; repair takes exactly one mode. Usage errors and refusals exit 1 with one line on
+ * stderr and leave the file byte-identical. Results are read back with qbm's engine and checked
+ * with `qemu-img check` (the interop suite in src/engine/edits checks the bits with QEMU).
+ */
+import { copyFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildImage, qemuDefaultGranularity, setAutoclearBit0 } from '../test-support/edit-images.js'
+import { checkImage, qbmState, sha256File } from '../test-support/edit-oracle.js'
+import { qbm, requireTool, tempDir } from '../test-support/tools.js'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+const tmp = tempDir('qbm-edit-cli-')
+afterAll(() => tmp.cleanup())
+
+let master: string
+let n = 0
+/** A fresh copy of the master image: a (4 KiB; dirty at 0, 10M, 20M), b (512 B, disabled; dirty at 20M), c (64 KiB, clean). */
+function fresh(): { dir: string; name: string; path: string } {
+  const dir = join(tmp.path, `w${++n}`)
+  mkdirSync(dir, { recursive: true })
+  copyFileSync(master, join(dir, 'img.qcow2'))
+  copyFileSync(join(tmp.path, 'master', 'src.qcow2'), join(dir, 'src.qcow2'))
+  return { dir, name: 'img.qcow2', path: join(dir, 'img.qcow2') }
+}
+
+beforeAll(async () => {
+  requireTool('qemu-img')
+  const dir = join(tmp.path, 'master')
+  master = (await buildImage(dir, {
+    name: 'img.qcow2', size: 64 * MiB, clusterSize: 64 * KiB,
+    bitmaps: [
+      { name: 'a', granularity: 4 * KiB, writes: [[0, 4096], [10 * MiB, 5000]] },
+      { name: 'b', granularity: 512, writes: [[20 * MiB, 512]], disabled: true },
+      { name: 'c', granularity: 64 * KiB },
+    ],
+  })).path
+  await buildImage(dir, { name: 'src.qcow2', size: 64 * MiB, clusterSize: 4 * KiB, bitmaps: [{ name: 's', granularity: 512, writes: [[30 * MiB, 1024]] }] })
+})
+
+async function bitmaps(path: string): Promise<Array<{ name: string; granularity: number; flags: string[]; extents: Array<{ offset: number; length: number }> | null }>> {
+  const s = await qbmState(path)
+  expect(checkImage(path).code).toBe(0)
+  return s.bitmaps.map((b) => ({ name: b.name, granularity: b.granularity, flags: b.flags, extents: b.extents }))
+}
+
+async function get(path: string, name: string): Promise<{ granularity: number; flags: string[]; extents: Array<{ offset: number; length: number }> | null } | undefined> {
+  const b = (await bitmaps(path)).find((x) => x.name === name)
+  return b ? { granularity: b.granularity, flags: b.flags, extents: b.extents } : undefined
+}
+
+/** Run and expect success. */
+function ok(w: { dir: string }, args: string[]): void {
+  const r = qbm(args, { cwd: w.dir })
+  expect(r.code, `qbm ${args.join(' ')}: ${r.stderr}`).toBe(0)
+}
+
+/** Run and expect exit 1, one line on stderr matching `re`, the image unchanged. */
+function refused(w: { dir: string; path: string }, args: string[], re: RegExp): string {
+  const before = sha256File(w.path)
+  const r = qbm(args, { cwd: w.dir })
+  expect(r.code, `qbm ${args.join(' ')} should fail: ${r.stderr}`).toBe(1)
+  const lines = r.stderr.split('\n').filter((l) => l !== '')
+  expect(lines, r.stderr).toHaveLength(1)
+  expect(r.stderr).toMatch(re)
+  expect(sha256File(w.path), 'the image changed').toBe(before)
+  return r.stderr
+}
+
+describe('qbm bitmap: actions apply in order, in one commit', () => {
+  it('--add --disable adds a disabled bitmap', async () => {
+    const w = fresh()
+    ok(w, ['bitmap', '--add', '--disable', w.name, 'x'])
+    expect(await get(w.path, 'x')).toEqual({ granularity: qemuDefaultGranularity(64 * KiB), flags: [], extents: [] })
+  })
+  it('--disable --add fails: the bitmap does not exist yet when --disable runs', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--disable', '--add', w.name, 'x'], /disable.*not found/)
+  })
+  it('--remove --add -g re-creates a bitmap empty with the new granularity', async () => {
+    const w = fresh()
+    ok(w, ['bitmap', '--remove', '--add', '-g', '1M', w.name, 'a'])
+    const l = await bitmaps(w.path)
+    expect(l.map((b) => b.name)).toEqual(['b', 'c', 'a'])
+    expect(l[2]).toEqual({ name: 'a', granularity: MiB, flags: ['auto'], extents: [] })
+  })
+  it('--add --remove leaves no bitmap behind (and a valid image)', async () => {
+    const w = fresh()
+    ok(w, ['bitmap', '--add', '--remove', w.name, 'x'])
+    expect((await bitmaps(w.path)).map((b) => b.name)).toEqual(['a', 'b', 'c'])
+  })
+  it('--merge then --clear is empty; --clear then --merge holds the source', async () => {
+    const w1 = fresh()
+    ok(w1, ['bitmap', '--merge', 'a', '--clear', w1.name, 'c'])
+    expect((await get(w1.path, 'c'))!.extents).toEqual([])
+    const w2 = fresh()
+    ok(w2, ['bitmap', '--clear', '--merge', 'b', w2.name, 'a'])
+    expect((await get(w2.path, 'a'))!.extents).toEqual([{ offset: 20 * MiB, length: 4096 }])
+  })
+  it('--enable --disable ends disabled; --disable --enable ends enabled', async () => {
+    const w1 = fresh()
+    ok(w1, ['bitmap', '--enable', '--disable', w1.name, 'b'])
+    expect((await get(w1.path, 'b'))!.flags).toEqual([])
+    const w2 = fresh()
+    ok(w2, ['bitmap', '--disable', '--enable', w2.name, 'a'])
+    expect((await get(w2.path, 'a'))!.flags).toEqual(['auto'])
+  })
+  it('repeated --merge applies every source, in order', async () => {
+    const w = fresh()
+    ok(w, ['bitmap', '--add', '-g', '512', '--merge', 'a', '--merge', 'b', w.name, 'x'])
+    // a (enabled while b's write happened) holds b's write too, at 4 KiB granules
+    expect((await get(w.path, 'x'))!.extents).toEqual([{ offset: 0, length: 4096 }, { offset: 10 * MiB, length: 8192 }, { offset: 20 * MiB, length: 4096 }])
+  })
+  it('--rename then later actions still address the bitmap by its command-line name (refused)', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--rename', 'z', '--disable', w.name, 'a'], /not found/)
+  })
+  it('a refused later action writes nothing of the earlier ones', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--clear', '--merge', 'nope', w.name, 'a'], /nope.*not found/)
+  })
+  it('--force is accepted (and harmless) on an image without in-use bitmaps', async () => {
+    const w = fresh()
+    ok(w, ['bitmap', '--clear', '--force', w.name, 'a'])
+    expect((await get(w.path, 'a'))!.extents).toEqual([])
+  })
+  it('-f qcow2 is accepted', () => {
+    const w = fresh()
+    ok(w, ['bitmap', '-f', 'qcow2', '--add', w.name, 'x'])
+  })
+})
+
+describe('qbm bitmap: -g only with --add', () => {
+  it('-g without --add is a usage error', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '-g', '512', '--clear', w.name, 'a'], /granularity.*only valid with --add/)
+  })
+  it('-g applies to --add (given before or after the action)', async () => {
+    const w1 = fresh()
+    ok(w1, ['bitmap', '-g', '2k', '--add', w1.name, 'x'])
+    expect((await get(w1.path, 'x'))!.granularity).toBe(2048)
+    const w2 = fresh()
+    ok(w2, ['bitmap', '--add', '--granularity=128k', w2.name, 'x'])
+    expect((await get(w2.path, 'x'))!.granularity).toBe(128 * KiB)
+  })
+  it('-g given twice is a usage error', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--add', '-g', '512', '-g', '1024', w.name, 'x'], /twice/)
+  })
+  it('a bad -g value is refused', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--add', '-g', 'abc', w.name, 'x'], /invalid size|Granularity/)
+    refused(w, ['bitmap', '--add', '-g', '768', w.name, 'x'], /power of 2/)
+  })
+})
+
+describe('qbm bitmap: -b with --merge', () => {
+  it('--merge SRC -b IMAGE merges from another image of the same size', async () => {
+    const w = fresh()
+    ok(w, ['bitmap', '--merge', 's', '-b', 'src.qcow2', w.name, 'a'])
+    expect((await get(w.path, 'a'))!.extents).toEqual([{ offset: 0, length: 4096 }, { offset: 10 * MiB, length: 8192 }, { offset: 20 * MiB, length: 4096 }, { offset: 30 * MiB, length: 4096 }])
+  })
+  it('-b applies to every --merge of the call', async () => {
+    const w = fresh()
+    ok(w, ['bitmap', '--add', '-g', '512', '--merge', 's', '--merge', 's', '-b', 'src.qcow2', w.name, 'x'])
+    expect((await get(w.path, 'x'))!.extents).toEqual([{ offset: 30 * MiB, length: 1024 }])
+  })
+  it('a source bitmap missing from the -b image is refused', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--merge', 'a', '-b', 'src.qcow2', w.name, 'c'], /not found/)
+  })
+  it('a -b image that cannot be opened is refused', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--merge', 's', '-b', 'missing.qcow2', w.name, 'c'], /missing\.qcow2|open|ENOENT/)
+  })
+  // KNOWN CLI BUG (src/cli/commands/bitmap.ts): -b without --merge is silently ignored, while
+  // qemu-img refuses it ("Merge bitmap source file only supported with --merge"). Remove
+  // `.fails` once the CLI refuses it.
+  it.fails('-b without --merge is a usage error', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--add', '-b', 'src.qcow2', w.name, 'x'], /only.*with --merge/)
+  })
+})
+
+describe('qbm bitmap: --clear-in-use=MODE', () => {
+  let inuse: string
+  beforeAll(async () => {
+    inuse = (await buildImage(join(tmp.path, 'inuse'), {
+      name: 'inuse.qcow2', size: 16 * MiB, clusterSize: 4 * KiB, bitmaps: [{ name: 'a', granularity: 4096, writes: [[MiB, 4096]] }], inUse: { writes: [[2 * MiB, 512]] },
+    })).path
+  })
+  const freshInUse = (): { dir: string; name: string; path: string } => {
+    const dir = join(tmp.path, `u${++n}`)
+    mkdirSync(dir, { recursive: true })
+    copyFileSync(inuse, join(dir, 'inuse.qcow2'))
+    return { dir, name: 'inuse.qcow2', path: join(dir, 'inuse.qcow2') }
+  }
+  for (const [mode, extents] of [['keep', [{ offset: MiB, length: 4096 }]], ['dirty', [{ offset: 0, length: 16 * MiB }]], ['empty', []]] as const) {
+    it(`--clear-in-use=${mode}`, async () => {
+      const w = freshInUse()
+      ok(w, ['bitmap', `--clear-in-use=${mode}`, '--force', w.name, 'a'])
+      expect(await get(w.path, 'a')).toEqual({ granularity: 4096, flags: ['auto'], extents })
+    })
+  }
+  it('--clear-in-use MODE (separate argument) works too', async () => {
+    const w = freshInUse()
+    ok(w, ['bitmap', '--clear-in-use', 'empty', '--force', w.name, 'a'])
+    expect((await get(w.path, 'a'))!.flags).toEqual(['auto'])
+  })
+  it('an unknown mode is a usage error', () => {
+    const w = freshInUse()
+    refused(w, ['bitmap', '--clear-in-use=all', '--force', w.name, 'a'], /keep, dirty or empty/)
+    refused(w, ['bitmap', '--clear-in-use=', '--force', w.name, 'a'], /keep, dirty or empty/)
+    refused(w, ['bitmap', '--clear-in-use=KEEP', '--force', w.name, 'a'], /keep, dirty or empty/)
+  })
+  it('a missing mode is a usage error (the image name is not a mode)', () => {
+    const w = freshInUse()
+    refused(w, ['bitmap', '--force', w.name, 'a', '--clear-in-use'], /needs a value|keep, dirty or empty|expects 2 arguments/)
+  })
+  it('without --force an image with in-use bitmaps is refused', () => {
+    const w = freshInUse()
+    refused(w, ['bitmap', '--clear-in-use=keep', w.name, 'a'], /--force/)
+  })
+  it('--clear-in-use on a bitmap that is not in use is refused', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--clear-in-use=dirty', w.name, 'a'], /not in use/)
+  })
+})
+
+describe('qbm bitmap: other usage errors', () => {
+  it('no action', () => {
+    const w = fresh()
+    refused(w, ['bitmap', w.name, 'a'], /at least one action/)
+  })
+  it('wrong number of arguments', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--add', w.name], /expects 2 arguments/)
+    refused(w, ['bitmap', '--add', w.name, 'x', 'y'], /expects 2 arguments/)
+  })
+  it('unknown option', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--add', '--frobnicate', w.name, 'x'], /unknown option/)
+  })
+  it('--rename needs a value; --add takes none', () => {
+    const w = fresh()
+    refused(w, ['bitmap', w.name, 'a', '--rename'], /needs a value/)
+    refused(w, ['bitmap', '--add=yes', w.name, 'x'], /takes no value/)
+  })
+  // KNOWN CLI BUG (src/cli/main.ts): the "IMAGE: " prefix of error messages is guessed as the
+  // first non-option argument, so an option value is taken for the image ("qbm: 4G: ...").
+  it.fails('errors name the image, not an option value', () => {
+    const w = fresh()
+    const e = refused(w, ['bitmap', '--add', '-g', '4G', w.name, 'x'], /Granularity/)
+    expect(e).toMatch(/^qbm: img\.qcow2: /)
+  })
+})
+
+describe('qbm repair: exactly one mode', () => {
+  it('no mode, two modes, three modes: usage errors', () => {
+    const w = fresh()
+    refused(w, ['repair', w.name], /exactly one/)
+    refused(w, ['repair', w.name, '--retrust', '--fix-autoclear'], /exactly one/)
+    refused(w, ['repair', '--drop-all-bitmaps', '--retrust', '--fix-autoclear', w.name], /exactly one/)
+  })
+  it('a mode given twice is a usage error', () => {
+    const w = fresh()
+    refused(w, ['repair', w.name, '--drop-all-bitmaps', '--drop-all-bitmaps'], /twice/)
+  })
+  it('bitmap options are not repair options', () => {
+    const w = fresh()
+    refused(w, ['repair', w.name, '--drop-all-bitmaps', '--force'], /unknown option/)
+    refused(w, ['repair', w.name, '--add'], /unknown option/)
+  })
+  it('wrong number of arguments', () => {
+    const w = fresh()
+    refused(w, ['repair', '--drop-all-bitmaps'], /expects 1 argument/)
+    refused(w, ['repair', w.name, 'a', '--drop-all-bitmaps'], /expects 1 argument/)
+  })
+  it('--drop-all-bitmaps (mode before or after the image)', async () => {
+    const w = fresh()
+    ok(w, ['repair', '--drop-all-bitmaps', w.name])
+    const s = await qbmState(w.path)
+    expect(s.bitmaps).toEqual([])
+    expect(s.hasExtension).toBe(false)
+    expect(s.autoclearBit0).toBe(false)
+    expect(checkImage(w.path).code).toBe(0)
+  })
+  it('--retrust on an untrusted image; refused on a trusted one', async () => {
+    const w = fresh()
+    refused(w, ['repair', w.name, '--retrust'], /no untrusted/)
+    setAutoclearBit0(w.path, false)
+    ok(w, ['repair', w.name, '--retrust'])
+    expect((await bitmaps(w.path)).map((b) => b.extents)).toEqual([[{ offset: 0, length: 64 * MiB }], [{ offset: 0, length: 64 * MiB }], [{ offset: 0, length: 64 * MiB }]])
+  })
+  it('--fix-autoclear only when bit 0 is set without an extension', async () => {
+    const w = fresh()
+    refused(w, ['repair', w.name, '--fix-autoclear'], /not set without/)
+    ok(w, ['repair', w.name, '--drop-all-bitmaps'])
+    setAutoclearBit0(w.path, true)
+    ok(w, ['repair', w.name, '--fix-autoclear'])
+    expect((await qbmState(w.path)).autoclearBit0).toBe(false)
+  })
+})
