@@ -1,0 +1,170 @@
+/**
+ * Editing end to end: stage changes in the UI, review the plan, then write to the real file
+ * through a dropped handle (Chromium's createWritable swap-and-rename), or download an edited
+ * copy from a read-only File. Afterwards QEMU's tools judge the result on disk.
+ */
+import { chromium, expect, test, type Page } from '@playwright/test'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { BASE_URL, CHROMIUM, CHROMIUM_ARGS, PORT } from './browser.js'
+import { KiB, MiB, makeImage, nbdDirty, qemuBitmaps, realDrop, requireTool, screenshot, sh, tempDir, waitForScans } from './helpers.js'
+
+let dir: ReturnType<typeof tempDir>
+
+test.beforeAll(() => { dir = tempDir('qbm-e2e-edit-') })
+test.afterAll(() => dir?.cleanup())
+
+/** A 64 MiB image whose writer was killed: bitmaps 'stale' and 'old' are left in use. */
+function inUseImage(name: string): string {
+  requireTool('qemu-io')
+  const p = makeImage(dir.path, name, {
+    size: '64M', bitmaps: [{ name: 'stale' }, { name: 'old' }], writes: [[0, 64 * KiB], [8 * MiB, 1 * MiB]],
+  })
+  // (through sh, so the calling shell does not report the kill on stderr)
+  sh(`sh -c "qemu-io -f qcow2 -c 'write -P 0x92 1M 64k' -c flush -c 'sigraise 9' ${p}" >/dev/null 2>&1 || true`)
+  expect(qemuBitmaps(p).map((b) => b.flags)).toEqual([['in-use', 'auto'], ['in-use', 'auto']])
+  return p
+}
+
+function qemuCheck(p: string): { code: number; out: string } {
+  try {
+    return { code: 0, out: sh(`qemu-img check ${p} 2>&1`) }
+  } catch (e) {
+    const x = e as { status?: number; stdout?: string }
+    return { code: x.status ?? -1, out: x.stdout ?? '' }
+  }
+}
+
+/** Select a bitmap by its row. */
+async function select(page: Page, name: string): Promise<void> {
+  await page.getByRole('radio', { name: `Show bitmap ${name}` }).check()
+}
+
+test('stage add, remove and clear in_use on a crashed writer\'s image, review, and write to the real file', async () => {
+  test.setTimeout(180_000)
+  const image = inUseImage('crashed.qcow2')
+  const before = join(dir.path, 'crashed-before.qcow2')
+  copyFileSync(image, before)
+
+  // A profile that already allows this origin to write files: no prompt in headless Chromium.
+  // Internal Chromium preference (browser-platform.md): if an update breaks it, this test fails.
+  const profile = join(dir.path, 'profile')
+  mkdirSync(join(profile, 'Default'), { recursive: true })
+  writeFileSync(join(profile, 'Default', 'Preferences'), JSON.stringify({
+    profile: { content_settings: { exceptions: { file_system_write_guard: { [`http://127.0.0.1:${PORT},*`]: { setting: 1 } } } } },
+  }))
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, baseURL: BASE_URL, serviceWorkers: 'block', viewport: { width: 1440, height: 1000 },
+  })
+  try {
+    const page = ctx.pages()[0] ?? await ctx.newPage()
+    await page.goto('./')
+    await realDrop(page, image)
+    await expect(page.getByTestId('current-file')).toContainText('writable')
+    await waitForScans(page, 2)
+    await expect(page.locator('tr[data-bitmap="stale"]')).toContainText('in use')
+
+    const changes = page.getByRole('region', { name: 'Changes' })
+    await select(page, 'stale')
+    await changes.getByRole('button', { name: 'Clear in_use…' }).click()
+    await changes.getByRole('radio', { name: /Mark all dirty/ }).check()
+    await changes.getByRole('button', { name: 'Stage clear in_use' }).click()
+    await select(page, 'old')
+    await changes.getByRole('button', { name: 'Remove…' }).click()
+    await changes.getByRole('button', { name: 'Stage removal' }).click()
+    await changes.getByRole('button', { name: 'Add bitmap…' }).click()
+    await changes.getByLabel('New bitmap name').fill('fresh')
+    await changes.getByRole('button', { name: 'Stage add' }).click()
+    await expect(changes.getByRole('list', { name: 'Pending changes' }).getByRole('listitem')).toHaveCount(3)
+
+    await changes.getByRole('button', { name: 'Review and save…' }).click()
+    const dialog = page.getByRole('dialog', { name: /Review changes/ })
+    // In-use bitmaps: the planner wants to hear that no VM has the image open.
+    await expect(dialog.getByRole('alert')).toContainText('in use')
+    await dialog.getByRole('checkbox', { name: /No VM or other program has this image open/ }).check()
+    await dialog.getByRole('button', { name: 'Plan again' }).click()
+    await expect(dialog.getByRole('table')).toContainText('fresh')
+    await expect(dialog.locator('.plan-summary li')).toHaveCount(3)
+    await screenshot(page, 'review-dialog')
+    await dialog.getByRole('button', { name: 'Write to file' }).click()
+    await expect(page.getByRole('status').filter({ hasText: /^Wrote 3 changes to crashed\.qcow2/ })).toBeVisible({ timeout: 60_000 })
+    await expect(dialog).toHaveCount(0)
+    // The page shows the file's new state.
+    await waitForScans(page, 2)
+    await expect(page.locator('tbody tr')).toHaveCount(2)
+    await expect(page.locator('tr[data-bitmap="stale"]')).not.toContainText('in use')
+    await screenshot(page, 'after-write')
+    await ctx.close()
+  } catch (e) {
+    await ctx.close()
+    throw e
+  }
+
+  // QEMU's verdict on the file on disk.
+  const check = qemuCheck(image)
+  expect(check.out).toContain('No errors were found')
+  expect(check.code).toBe(0)
+  expect(qemuBitmaps(image)).toEqual([
+    { name: 'stale', granularity: 65536, flags: ['auto'] },
+    { name: 'fresh', granularity: 65536, flags: ['auto'] },
+  ])
+  expect(nbdDirty(image, 'stale')).toEqual([{ offset: 0, length: 64 * MiB }]) // all dirty
+  expect(nbdDirty(image, 'fresh')).toEqual([])
+  // Guest data untouched, and no swap file left behind.
+  sh(`qemu-img compare -f qcow2 -F qcow2 ${before} ${image}`)
+  expect(readdirSync(dir.path).filter((f) => f.endsWith('.crswap'))).toEqual([])
+})
+
+test('without a file picker: open read-only through the file input, edit, and download an edited copy', async ({ page }) => {
+  await page.addInitScript(() => { delete (window as unknown as { showOpenFilePicker?: unknown }).showOpenFilePicker })
+  const image = makeImage(dir.path, 'plain.qcow2', {
+    size: '32M', bitmaps: [{ name: 'daily' }, { name: 'weekly', granularity: 1 * MiB }], writes: [[2 * MiB, 256 * KiB]],
+  })
+  await page.goto('./')
+  await page.getByLabel('Open image…').setInputFiles(image)
+  await expect(page.getByTestId('current-file')).toContainText('read-only')
+  await waitForScans(page, 2)
+  const changes = page.getByRole('region', { name: 'Changes' })
+  await select(page, 'daily')
+  await changes.getByRole('button', { name: 'Rename…' }).click()
+  await changes.getByLabel(/New name for/).fill('daily-renamed')
+  await changes.getByRole('button', { name: 'Stage rename' }).click()
+  await select(page, 'weekly')
+  await changes.getByRole('button', { name: 'Disable' }).click()
+  await changes.getByRole('button', { name: 'Review and save…' }).click()
+  const dialog = page.getByRole('dialog', { name: /Review changes/ })
+  await expect(dialog.getByRole('button', { name: 'Write to file' })).toHaveCount(0)
+  const [dl] = await Promise.all([page.waitForEvent('download'), dialog.getByRole('button', { name: 'Download edited copy' }).click()])
+  expect(dl.suggestedFilename()).toBe('plain-edited.qcow2')
+  const out = join(dir.path, 'downloaded.qcow2')
+  await dl.saveAs(out)
+  expect(qemuCheck(out).code).toBe(0)
+  expect(qemuBitmaps(out)).toEqual([
+    { name: 'daily-renamed', granularity: 65536, flags: ['auto'] },
+    { name: 'weekly', granularity: 1 * MiB, flags: [] },
+  ])
+  expect(nbdDirty(out, 'daily-renamed')).toEqual(nbdDirty(image, 'daily'))
+  sh(`qemu-img compare -f qcow2 -F qcow2 ${image} ${out}`)
+  // The original is untouched.
+  expect(qemuBitmaps(image).map((b) => b.name)).toEqual(['daily', 'weekly'])
+  expect(existsSync(image)).toBe(true)
+})
+
+test('a refused change is explained with the engine\'s words and nothing is written', async ({ page }) => {
+  const image = makeImage(dir.path, 'refuse.qcow2', { size: '16M', bitmaps: [{ name: 'a' }, { name: 'b' }], writes: [] })
+  await page.goto('./')
+  await realDrop(page, image)
+  await waitForScans(page, 2)
+  const changes = page.getByRole('region', { name: 'Changes' })
+  await select(page, 'a')
+  await changes.getByRole('button', { name: 'Rename…' }).click()
+  await changes.getByLabel(/New name for/).fill('b') // taken
+  await changes.getByRole('button', { name: 'Stage rename' }).click()
+  await changes.getByRole('button', { name: 'Review and save…' }).click()
+  const dialog = page.getByRole('dialog', { name: /Review changes/ })
+  await expect(dialog.getByRole('alert')).toContainText('nothing was written')
+  await expect(dialog.getByRole('alert')).toContainText('Bitmap already exists: b')
+  await expect(dialog.getByRole('button', { name: 'Write to file' })).toBeDisabled()
+  await dialog.getByRole('button', { name: 'Close' }).click()
+  expect(qemuBitmaps(image).map((b) => b.name)).toEqual(['a', 'b'])
+})

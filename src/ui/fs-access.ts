@@ -1,0 +1,39 @@
+/** File System Access helpers for the page: permissions and feature tests. */
+
+/** True where the page can get writable handles (Chromium); elsewhere files are read-only. */
+export function hasFilePicker(): boolean {
+  return typeof window !== 'undefined' && typeof window.showOpenFilePicker === 'function'
+}
+
+/**
+ * Make sure we may use `handle` in `mode`, asking the user if needed. Must run inside a user
+ * gesture (a click), in the page, not the worker. Returns false when refused.
+ */
+export async function ensurePermission(handle: FileSystemHandle, mode: 'read' | 'readwrite'): Promise<boolean> {
+  if (!handle.queryPermission || !handle.requestPermission) return true
+  if ((await handle.queryPermission({ mode })) === 'granted') return true
+  try {
+    return (await handle.requestPermission({ mode })) === 'granted'
+  } catch {
+    return false
+  }
+}
+
+/** The handle and File behind a drop, when the browser gives them. */
+export async function dropped(dt: DataTransfer): Promise<{ handle?: FileSystemFileHandle; file?: File } | undefined> {
+  const items = [...dt.items].filter((i) => i.kind === 'file')
+  const item = items[0]
+  // getAsFileSystemHandle and getAsFile must be called before the first await: the
+  // DataTransfer is emptied once the event handler returns.
+  const handleP = item?.getAsFileSystemHandle?.()
+  const file = item?.getAsFile() ?? dt.files[0] ?? undefined
+  let handle: FileSystemHandle | null | undefined
+  try {
+    handle = await handleP
+  } catch {
+    handle = undefined
+  }
+  if (handle && handle.kind === 'file') return { handle: handle as FileSystemFileHandle, ...(file ? { file } : {}) }
+  if (file) return { file }
+  return undefined
+}

@@ -1,0 +1,25 @@
+/** Entry point: one engine client, one store, the App; the service worker in production builds. */
+import { StrictMode } from 'react'
+import { createRoot } from 'react-dom/client'
+import { createEngineClient } from '../worker/client.js'
+import { App } from './App.js'
+import { indexedDbRecentFiles } from './recent.js'
+import { createAppStore } from './store/app-store.js'
+import { StoreProvider } from './store/hooks.js'
+import { registerServiceWorker } from './sw-register.js'
+import './styles.css'
+
+const recent = indexedDbRecentFiles()
+const store = createAppStore({ client: createEngineClient(), editsAvailable: true, ...(recent ? { recent } : {}) })
+void store.getState().loadRecent()
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <StoreProvider store={store}>
+      <App />
+    </StoreProvider>
+  </StrictMode>,
+)
+
+if (import.meta.env.PROD) window.addEventListener('load', registerServiceWorker)
+

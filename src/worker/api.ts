@@ -1,0 +1,143 @@
+/**
+ * The engine as the UI sees it: one interface, implemented by `engine.worker.ts` and wrapped by
+ * `client.ts`. Types only. Inputs and outputs are plain data (structured-cloneable), so the
+ * same interface can be faked in store tests without a worker.
+ */
+import type { Edit, ErrorInfo, Extent, ImageSummary, Repair } from '../engine/index.js'
+
+export type { ErrorInfo, Extent, ImageSummary }
+export type { BitmapSummary } from '../engine/index.js'
+
+/** Where an image comes from. The worker builds the BlockDevice; bytes never reach the page. */
+export type OpenSource =
+  /** A File from `<input type=file>` or a drop without a handle: read-only. */
+  | { kind: 'file'; file: File }
+  /** A handle from a drop or `showOpenFilePicker`: writable once readwrite permission is granted. */
+  | { kind: 'handle'; handle: FileSystemFileHandle }
+  /** An image served with the app (the demo), fetched by the worker. */
+  | { kind: 'url'; url: string; name: string }
+
+export interface OpenResult {
+  /** file name for display */
+  name: string
+  /** true when the source is a FileSystemFileHandle (a "Write to file" session is possible) */
+  writable: boolean
+  summary: ImageSummary
+}
+
+/** What a full scan of one bitmap's data yields. */
+export interface ScanResult {
+  bitmapIndex: number
+  dirtyBytes: number
+  extentCount: number
+}
+
+/** Progress of a long read: bytes done and total. */
+export type ProgressFn = (doneBytes: number, totalBytes: number) => void
+
+export type ExportFormat = 'csv' | 'json'
+
+/** A run of consecutive extent numbers. */
+export interface ExtentWindow {
+  first: number
+  count: number
+}
+
+/** One edit as plain data: the engine's Edit without a second image to merge from. */
+export type EditRequest = Exclude<Edit, { op: 'merge' }> | { op: 'merge'; name: string; source: string }
+
+export type RepairMode = Repair
+
+/** What to plan: edits applied in order, or one repair. */
+export interface PlanRequest {
+  edits: EditRequest[]
+  repair?: RepairMode
+  /** plan even though bitmaps are in use (the user confirmed no VM has the image open) */
+  force?: boolean
+}
+
+/** A plan for review; its bytes stay in the worker under `planId`. */
+export interface PlanReview {
+  planId: number
+  summary: string[]
+  warnings: string[]
+  allocatedClusters: number
+  freedClusters: number
+  /** writes the commit makes, and their bytes */
+  writeCount: number
+  writeBytes: number
+  /** the bitmaps after the change */
+  result: Array<{ name: string; flags: string[]; granularity: number }>
+  /** size of the file now: Chromium copies it whole when writing */
+  fileSize: number
+}
+
+/** Progress of a commit: bytes written of the plan's bytes, and the step ('copying' first). */
+export type CommitProgressFn = (doneBytes: number, totalBytes: number, step: string) => void
+
+/**
+ * The engine running in the worker. Every bitmap is named by its directory index. Long calls
+ * take an optional `jobId`; `cancel(jobId)` makes them stop at their next check and reject
+ * with code 'AbortError'.
+ */
+export interface EngineApi {
+  /** Open an image and read its metadata only (header, extensions, directory, tables). */
+  open(source: OpenSource, jobId?: number): Promise<OpenResult>
+  /** Read a bitmap's data once and index it; later calls return at once. */
+  scan(bitmapIndex: number, onProgress?: ProgressFn, jobId?: number): Promise<ScanResult>
+  /** Dirty bytes in each of `cells` cells over [start, end) (engine `heatmap`); transferred. */
+  heatmap(bitmapIndex: number, start: number, end: number, cells: number, jobId?: number): Promise<Float64Array>
+  /** Extents number first .. first+count-1 of the whole bitmap, unclipped. */
+  extentPage(bitmapIndex: number, first: number, count: number): Promise<Extent[]>
+  /** Index of the first extent that ends after byte `offset` (extentCount when none does). */
+  extentIndex(bitmapIndex: number, offset: number): Promise<number>
+  /** The extents that intersect [from, to), as indexes: numbers first .. first+count-1. */
+  extentWindow(bitmapIndex: number, from: number, to: number): Promise<ExtentWindow>
+  /** Extents that intersect [from, to), clipped to it; at most `limit`. */
+  extentsInRange(bitmapIndex: number, from: number, to: number, limit: number): Promise<Extent[]>
+  /** Extents meeting [from, to) (default: the whole disk) as a CSV or JSON file, built here. */
+  exportExtents(bitmapIndex: number, format: ExportFormat, from?: number, to?: number, jobId?: number): Promise<Blob>
+  /** QEMU-compatible SHA-256 of the bitmap (x-debug-block-dirty-bitmap-sha256). */
+  sha256(bitmapIndex: number, onProgress?: ProgressFn, jobId?: number): Promise<string>
+  /** Plan the edits (or a repair) on the open image; nothing is written. */
+  planEdits(request: PlanRequest, jobId?: number): Promise<PlanReview>
+  /**
+   * Write a plan to the file behind the open handle in one createWritable session (readwrite
+   * permission must have been granted in the page), then reopen the file and return its new
+   * state. Never cancelled once started. Reports step 'copying' while Chromium copies the file
+   * into its swap file, then each write.
+   */
+  commitPlan(planId: number, onProgress?: CommitProgressFn): Promise<OpenResult>
+  /** The original file with the plan's writes laid over it, as a Blob to download. */
+  editedCopy(planId: number): Promise<Blob>
+  /** Forget a plan. */
+  dropPlan(planId: number): Promise<void>
+  /** Ask the calls tagged `jobId` to stop. */
+  cancel(jobId: number): Promise<void>
+  /** Drop the open image. */
+  close(): Promise<void>
+}
+
+/**
+ * The UI's face of the engine (client.ts): the same calls with an AbortSignal on the long
+ * ones. A call rejects with an Error whose `info` property holds the engine's ErrorInfo
+ * (code 'AbortError' when cancelled).
+ */
+export interface EngineClient {
+  open(source: OpenSource, signal?: AbortSignal): Promise<OpenResult>
+  scan(bitmapIndex: number, onProgress?: ProgressFn, signal?: AbortSignal): Promise<ScanResult>
+  heatmap(bitmapIndex: number, start: number, end: number, cells: number, signal?: AbortSignal): Promise<Float64Array>
+  extentPage(bitmapIndex: number, first: number, count: number): Promise<Extent[]>
+  extentIndex(bitmapIndex: number, offset: number): Promise<number>
+  extentWindow(bitmapIndex: number, from: number, to: number): Promise<ExtentWindow>
+  extentsInRange(bitmapIndex: number, from: number, to: number, limit: number): Promise<Extent[]>
+  exportExtents(bitmapIndex: number, format: ExportFormat, from?: number, to?: number, signal?: AbortSignal): Promise<Blob>
+  sha256(bitmapIndex: number, onProgress?: ProgressFn, signal?: AbortSignal): Promise<string>
+  planEdits(request: PlanRequest, signal?: AbortSignal): Promise<PlanReview>
+  commitPlan(planId: number, onProgress?: CommitProgressFn): Promise<OpenResult>
+  editedCopy(planId: number): Promise<Blob>
+  dropPlan(planId: number): Promise<void>
+  close(): Promise<void>
+  /** Stop the worker for good. */
+  dispose(): void
+}
