@@ -15,7 +15,7 @@ import { type BitmapsExtension, decodeBitmapsExtension } from './qcow2/bitmaps/e
 import { type DirEntry, decodeDirectory, dirEntryStructure, isAuto, isInUse } from './qcow2/bitmaps/directory.js'
 import { bitmapBits, expectedTableSize } from './qcow2/bitmaps/constraints.js'
 import { type TableProblem, readTable, tableProblemError } from './qcow2/bitmaps/table.js'
-import { displayName, sameName } from './names.js'
+import { displayName, nameKeyOf } from './names.js'
 
 /**
  * ok: QEMU loads it; in-use: stored data is stale (QEMU calls it inconsistent);
@@ -141,7 +141,7 @@ export async function openImage(device: BlockDevice, opts: OpenOptions = {}): Pr
       if (bitmapsTrusted) qemuRefuses.push(bitmapsError.message)
     } else {
       const dirBuf = await device.read(dOff, dSize)
-      const dir = decodeDirectory(dirBuf, dOff, bitmapsExtension.nbBitmaps, header.clusterSize, header.diskLength)
+      const dir = decodeDirectory(dirBuf, dOff, bitmapsExtension.nbBitmaps, header.clusterSize, header.diskLength, bitmapsExtension.offset)
       if (dir.error) {
         bitmapsError = dir.error
         if (bitmapsTrusted) qemuRefuses.push(dir.error.message)
@@ -171,6 +171,7 @@ async function loadBitmaps(
   device: BlockDevice, header: Header, entries: DirEntry[], trusted: boolean, opts: OpenOptions,
 ): Promise<Bitmap[]> {
   const out: Bitmap[] = []
+  const seen = new Map<string, number>()
   const cs = header.clusterSize
   for (const e of entries) {
     throwIfAborted(opts.signal)
@@ -182,7 +183,9 @@ async function loadBitmaps(
     const nbits = gb <= 63 ? bitmapBits(header.diskLength, gb) : 0
     const expected = gb <= 63 ? expectedTableSize(header.diskLength, gb, cs) : 0
     if (gb < 9 || gb > 31) warnings.push(`granularity_bits ${gb} is outside QEMU's 9..31`)
-    const dupe = out.find((b) => sameName(b.nameBytes, e.nameBytes))
+    const nameKey = nameKeyOf(e.nameBytes)
+    const dupeIndex = seen.get(nameKey)
+    const dupe = dupeIndex === undefined ? undefined : out[dupeIndex]
     if (dupe) {
       if (inUse) warnings.push(`name duplicates bitmap ${dupe.index}; QEMU skips this in-use copy`)
       else problems.push(new FormatError(structure, 'name', e.offset + 24 + e.extraDataSize, `duplicates bitmap ${dupe.index} (Bitmap already exists)`, displayName(e.nameBytes)).message)
@@ -203,6 +206,10 @@ async function loadBitmaps(
         if (inUse) warnings.push(msg)
         else problems.push(msg)
       }
+      const tw: TableProblem | undefined = t.warnings[0]
+      if (tw) {
+        warnings.push(`${tableProblemError(`bitmap table of '${displayName(e.nameBytes)}'`, tw).message}${t.warnings.length > 1 ? ` (and ${t.warnings.length - 1} more such entries)` : ''}`)
+      }
     }
     if (!inUse && e.violations.length === 0 && e.tableSize > expected) {
       problems.push(new FormatError(structure, 'bitmap_table_size', e.offset + 8, `is larger than the ${expected} entries the disk needs (Could not read bitmap from image)`, e.tableSize).message)
@@ -215,6 +222,7 @@ async function loadBitmaps(
     else if (!trusted) status = 'untrusted'
     else if (inUse) status = 'in-use'
     else status = 'ok'
+    if (dupe === undefined) seen.set(nameKey, out.length)
     out.push({
       index: e.index,
       name: displayName(e.nameBytes),

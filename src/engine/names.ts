@@ -62,3 +62,10 @@ export function sameName(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
 }
+
+/** A string key with the same equality as `sameName` (one char per byte), for hash lookups. */
+export function nameKeyOf(a: Uint8Array): string {
+  let s = ''
+  for (let i = 0; i < a.length; i += 8192) s += String.fromCharCode(...a.subarray(i, i + 8192))
+  return s
+}

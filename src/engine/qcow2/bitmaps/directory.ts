@@ -49,7 +49,11 @@ export function dirEntryStructure(index: number): string {
  */
 export function decodeDirectory(
   buf: Uint8Array, offset: number, nbBitmaps: number, clusterSize: number, diskLength: number,
+  /** where the bitmaps extension's data starts, so count and size errors can point at its fields */
+  extOffset?: number,
 ): Directory {
+  const nbAt = extOffset === undefined ? offset : extOffset
+  const sizeAt = extOffset === undefined ? offset : extOffset + 8
   const c = new Cursor(buf, offset, 'bitmap directory')
   const entries: DirEntry[] = []
   const size = buf.length
@@ -58,16 +62,16 @@ export function decodeDirectory(
     const index = entries.length
     const structure = dirEntryStructure(index)
     if (pos + DIR_ENTRY_HEADER_SIZE > size) {
-      return { entries, error: new FormatError('bitmap directory', 'bitmap_directory_size', offset + pos, 'ends inside an entry header (Broken bitmap directory)', size) }
+      return { entries, error: new FormatError('bitmaps extension', 'bitmap_directory_size', sizeAt, `ends inside the header of entry ${index} at 0x${(offset + pos).toString(16)} (Broken bitmap directory)`, size) }
     }
     const extraDataSize = c.u32(pos + 20)
     const nameSize = c.u16(pos + 18)
     const esize = dirEntrySize(extraDataSize, nameSize)
     if (pos + esize > size) {
-      return { entries, error: new FormatError(structure, 'name_size', offset + pos + 18, `makes the entry (${esize} bytes) run past the directory end (Broken bitmap directory)`, nameSize) }
+      return { entries, error: new FormatError('bitmaps extension', 'bitmap_directory_size', sizeAt, `ends inside ${structure} at 0x${(offset + pos).toString(16)}, whose name_size ${nameSize} makes it ${esize} bytes (Broken bitmap directory)`, size) }
     }
     if (index >= nbBitmaps) {
-      return { entries, error: new FormatError('bitmaps extension', 'nb_bitmaps', offset + pos, `is ${nbBitmaps} but the directory holds more entries (More bitmaps found than specified in header extension)`, nbBitmaps) }
+      return { entries, error: new FormatError('bitmaps extension', 'nb_bitmaps', nbAt, `is ${nbBitmaps} but the directory holds more entries (More bitmaps found than specified in header extension)`, nbBitmaps) }
     }
     const tableOffsetRaw = c.u64(pos)
     const fields = {
@@ -110,7 +114,7 @@ export function decodeDirectory(
     pos += esize
   }
   if (entries.length < nbBitmaps) {
-    return { entries, error: new FormatError('bitmaps extension', 'nb_bitmaps', offset, `is ${nbBitmaps} but the directory holds only ${entries.length} (Less bitmaps found than specified in header extension)`, nbBitmaps) }
+    return { entries, error: new FormatError('bitmaps extension', 'nb_bitmaps', nbAt, `is ${nbBitmaps} but the directory holds only ${entries.length} (Less bitmaps found than specified in header extension)`, nbBitmaps) }
   }
   return { entries }
 }

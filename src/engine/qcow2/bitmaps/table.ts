@@ -20,6 +20,8 @@ export interface TableProblem {
 export interface DecodedTable {
   readonly entries: Float64Array
   readonly problems: TableProblem[]
+  /** Entries QEMU accepts but `qemu-img check` reports (data cluster past the end of the file: reads as zeros). */
+  readonly warnings: TableProblem[]
 }
 
 /** Decode table bytes read at absolute `offset`; invalid entries decode as all-zeroes and are reported. */
@@ -27,6 +29,7 @@ export function decodeTable(buf: Uint8Array, offset: number, clusterSize: number
   const n = buf.length >>> 3
   const entries = new Float64Array(n)
   const problems: TableProblem[] = []
+  const warnings: TableProblem[] = []
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
   for (let i = 0; i < n; i++) {
     const hi = view.getUint32(i * 8)
@@ -40,13 +43,13 @@ export function decodeTable(buf: Uint8Array, offset: number, clusterSize: number
       continue
     }
     const off = Number(e & BME_TABLE_ENTRY_OFFSET_MASK)
-    if (off >= fileSize) {
-      if (problems.length < 1000) problems.push({ index: i, offset: offset + i * 8, problem: `points past the end of the file (0x${fileSize.toString(16)})`, value: e })
-      continue
+    if (off >= fileSize && warnings.length < 1000) {
+      // QEMU loads such a bitmap (the read past the end returns zeros); only check complains.
+      warnings.push({ index: i, offset: offset + i * 8, problem: `points past the end of the file (0x${fileSize.toString(16)}); QEMU reads it as zeros`, value: e })
     }
     entries[i] = off
   }
-  return { entries, problems }
+  return { entries, problems, warnings }
 }
 
 export function tableProblemError(structure: string, p: TableProblem): FormatError {
