@@ -54,15 +54,23 @@ const COMMANDS: Record<string, Command> = {
 }
 for (const c of EXTRA) COMMANDS[c.name] = c
 
+/** The IMAGE argument of the running command, once parsed: error lines start with it, as qemu-img's do. */
+let imageArg: string | undefined
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if (!name) {
+    err("usage: qbm COMMAND [options] (see 'qbm --help')\n")
+    return 1
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(USAGE)
-    return name ? 0 : 1
+    return 0
   }
   const cmd = COMMANDS[name]
   if (!cmd) throw new UsageError(`unknown command '${name}'`)
   const p = parseArgs(rest, cmd.spec)
+  imageArg = p.positional[0]
   const [min, max] = typeof cmd.positional === 'number' ? [cmd.positional, cmd.positional] : cmd.positional
   if (p.positional.length < min || p.positional.length > max) {
     throw new UsageError(`'${name}' expects ${min === max ? min : `${min} to ${max}`} argument${max > 1 ? 's' : ''} (see 'qbm --help')`)
@@ -75,7 +83,7 @@ main(argv).then(
   (code) => { flushOut(); process.exitCode = code },
   (e: unknown) => {
     flushOut()
-    const image = argv.find((a, i) => i > 0 && !a.startsWith('-'))
+    const image = imageArg
     if (e instanceof UsageError) { err(`qbm: ${e.message}\n`); process.exitCode = 1; return }
     if (e instanceof CliError) { err(`qbm: ${image ? image + ': ' : ''}${e.message}\n`); process.exitCode = e.exitCode; return }
     const msg = e instanceof Error ? e.message : String(e)

@@ -12,15 +12,17 @@ import { type Parsed, UsageError, has, one } from '../args.js'
 import { err } from '../io.js'
 import { CliError, openPath } from './common.js'
 import { COMMANDS } from './registry.js'
-import { verifyBeforeEdit } from './verify.js'
 
-/** Open read-write, verify, plan, commit: one open, so the plan matches the file it writes. */
-async function editFile(path: string, makePlan: (img: Image) => Promise<Plan>, repair = false): Promise<Plan> {
+/**
+ * Open read-write, plan (which first runs the image check: an image that fails it is refused),
+ * commit: one open, so the plan matches the file it writes.
+ */
+async function editFile(path: string, makePlan: (img: Image) => Promise<Plan>): Promise<Plan> {
   const { dev, img } = await openPath(path, 'rw')
   try {
-    await verifyBeforeEdit(img, repair)
     const plan = await makePlan(img)
     await commitPlan(dev, plan)
+    for (const w of plan.warnings) err(`qbm: warning: ${w}\n`)
     return plan
   } catch (e) {
     if (e instanceof Error && e.name === 'ConstraintError') throw new CliError(e.message)
@@ -64,6 +66,7 @@ export async function cmdBitmap(p: Parsed, path: string, name: string): Promise<
   }
   if (edits.length === 0) throw new UsageError('need at least one action (--add, --remove, --clear, --enable, --disable, --merge, --rename, --clear-in-use)')
   if (g !== undefined && !has(p, 'add')) throw new UsageError('-g/--granularity is only valid with --add')
+  if (sourceImage !== undefined && !has(p, 'merge')) throw new UsageError('-b/--source-image is only valid with --merge')
   try {
     await editFile(path, (img) => planEdits(img, edits, { force: has(p, 'force') }))
     return 0
@@ -75,7 +78,7 @@ export async function cmdBitmap(p: Parsed, path: string, name: string): Promise<
 export async function cmdRepair(p: Parsed, path: string): Promise<number> {
   const modes = (['drop-all-bitmaps', 'fix-autoclear', 'retrust'] as const).filter((m) => has(p, m))
   if (modes.length !== 1) throw new UsageError('repair needs exactly one of --drop-all-bitmaps, --fix-autoclear, --retrust')
-  const plan = await editFile(path, (img) => planRepair(img, modes[0] as Repair), true)
+  const plan = await editFile(path, (img) => planRepair(img, modes[0] as Repair))
   for (const s of plan.summary) err(`qbm: ${s}\n`)
   return 0
 }

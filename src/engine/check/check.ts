@@ -39,6 +39,14 @@ export interface CheckOptions {
   onProgress?: (done: number, total: number, phase: CheckPhase) => void
   /** most error and leak messages kept in `findings` (counts stay exact); default 10000 */
   findingLimit?: number
+  /**
+   * Check the image as if it had no bitmaps (QEMU's view after the bitmaps are dropped): the
+   * bitmap metadata neither stops the check nor counts as references, so its clusters show as
+   * leaks. What `qbm repair` needs to know about everything else.
+   */
+  ignoreBitmaps?: boolean
+  /** receives the references the walk counted, per cluster (in-process callers only) */
+  onReferences?: (referencesTo: (cluster: number) => number) => void
 }
 
 /** What `qbm check` found; field names follow qemu-img check's JSON output where it has one. */
@@ -89,7 +97,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     }
   }
 
-  const open = await emulateQemuOpen(img)
+  const open = await emulateQemuOpen(img, opts.ignoreBitmaps === true)
   if (open.refusals.length > 0) return stop(`Could not open: ${open.refusals[0]}`)
   throwIfAborted(opts.signal)
 
@@ -120,6 +128,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     onProgress: (d, t) => opts.onProgress?.(d, t, 'l2'),
   })
   if (refs.failed) return stop(`Check failed: ${refs.failed}`)
+  opts.onReferences?.((c) => refs.counts.get(c))
 
   const highest = await compareRefcounts(stored, refs.counts, f, opts)
   await checkOflagCopied(img, open, stored, f, opts.signal)

@@ -56,7 +56,7 @@ export function sizeToL1(size: number, clusterBits: number, extendedL2: boolean)
 }
 
 /** Follow qcow2_do_open (check mode) on an image qbm has opened. */
-export async function emulateQemuOpen(img: Image): Promise<QemuOpen> {
+export async function emulateQemuOpen(img: Image, ignoreBitmaps = false): Promise<QemuOpen> {
   const h = img.header
   const cs = h.clusterSize
   const refusals: string[] = []
@@ -98,7 +98,7 @@ export async function emulateQemuOpen(img: Image): Promise<QemuOpen> {
     refusals.push('data-file-raw requires a data file')
   }
 
-  const directory = await loadBitmaps(img, refusals)
+  const directory = ignoreBitmaps ? undefined : await loadBitmaps(img, refusals)
   return {
     refusals, extendedL2, externalData,
     ...(directory ? { directory } : {}),

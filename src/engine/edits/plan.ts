@@ -19,6 +19,7 @@ import { Allocator } from './allocator.js'
 import { buildCluster0, type HeaderChange } from './header.js'
 import { memRuns, setBitRange } from './bits.js'
 import type { Edit, Plan, PlanOptions, PlannedWrite, Repair } from './types.js'
+import { type EditVerdict, verifyForEdit } from './verify.js'
 
 type DataSource =
   | { kind: 'stored' }
@@ -271,6 +272,17 @@ interface Layout {
   dropped: Bitmap[]
   header?: Partial<HeaderChange>
   warnings: string[]
+  /** clusters that must not be freed even when the old bitmap metadata pointed at them */
+  protect?: (cluster: number) => boolean
+}
+
+async function verdict(img: Image, opts: PlanOptions, repair: boolean): Promise<EditVerdict | undefined> {
+  if (opts.check === false) return undefined
+  return verifyForEdit(img, {
+    repair,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  })
 }
 
 /** Plan a sequence of edits, applied in order like `qemu-img bitmap`. */
@@ -280,8 +292,10 @@ export async function planEdits(img: Image, edits: Edit[], opts: PlanOptions = {
   const inUse = img.bitmaps.filter((b) => b.status === 'in-use')
   const warnings: string[] = []
   if (inUse.length > 0 && !opts.force) {
-    throw new ConstraintError(`${inUse.length} bitmap${inUse.length > 1 ? 's are' : ' is'} in use (${inUse.map((b) => b.name).join(', ')}): the image may be open in a running QEMU, which would overwrite these changes; if it is not, confirm with --force`)
+    throw new ConstraintError(`${inUse.length} bitmap${inUse.length > 1 ? 's are' : ' is'} in use (${inUse.map((b) => b.name).join(', ')}): the image may be open in a running QEMU, which would overwrite these changes; if it is not (its writer crashed), confirm with --force`)
   }
+  const v = await verdict(img, opts, false)
+  if (v) warnings.push(...v.warnings)
   const list = modelOf(img)
   const summary: string[] = []
   for (const e of edits) summary.push(await applyEdit(img, list, e))
@@ -289,23 +303,25 @@ export async function planEdits(img: Image, edits: Edit[], opts: PlanOptions = {
 }
 
 /** Plan a repair (spec §8 "recover"). */
-export async function planRepair(img: Image, repair: Repair): Promise<Plan> {
+export async function planRepair(img: Image, repair: Repair, opts: PlanOptions = {}): Promise<Plan> {
   // A v2 image may still carry a bitmaps extension (e.g. after `qemu-img amend -o compat=0.10`):
   // dropping it is the one write qbm does on v2 (spec §9); v2 has no feature bits to check.
   const v2Drop = img.header.version === 2 && repair === 'drop-all-bitmaps' && (img.bitmapsExtension !== undefined || img.bitmapsError !== undefined)
   const refusal = v2Drop ? undefined : editRefusal(img)
   if (refusal) throw new ConstraintError(`cannot repair: ${refusal}`)
   const warnings: string[] = []
+  const v = await verdict(img, opts, true)
+  const protect = v?.protect
   switch (repair) {
     case 'drop-all-bitmaps': {
       if (!img.bitmapsExtension && !img.bitmapsError) {
         if (!hasBit(img.header.autoclearFeatures, 0n)) throw new ConstraintError('cannot repair: the image has no bitmaps to drop')
       }
-      return layout(img, { list: [], summary: ['drop every bitmap: remove the bitmaps extension, clear autoclear bit 0, free their clusters'], dropped: [], warnings, header: {} })
+      return layout(img, { list: [], summary: ['drop every bitmap: remove the bitmaps extension, clear autoclear bit 0, free their clusters'], dropped: [], warnings, header: {}, ...(protect ? { protect } : {}) })
     }
     case 'fix-autoclear': {
       if (img.bitmapsExtension || !hasBit(img.header.autoclearFeatures, 0n)) throw new ConstraintError('cannot repair: autoclear bit 0 is not set without a bitmaps extension')
-      return layout(img, { list: [], summary: ['clear autoclear bit 0 (set without a bitmaps extension)'], dropped: [], warnings })
+      return layout(img, { list: [], summary: ['clear autoclear bit 0 (set without a bitmaps extension)'], dropped: [], warnings, ...(protect ? { protect } : {}) })
     }
     case 'retrust': {
       if (!img.bitmapsExtension || img.bitmapsTrusted) throw new ConstraintError('cannot repair: there is no untrusted bitmaps extension to re-trust')
@@ -314,7 +330,7 @@ export async function planRepair(img: Image, repair: Repair): Promise<Plan> {
       if (bad) throw new ConstraintError(`cannot re-trust: bitmap '${bad.name}' is invalid (${bad.problems[0]}); drop the bitmaps instead`)
       const list = modelOf(img)
       for (const b of list) { b.data = { kind: 'ones' }; b.flags &= ~BME_FLAG_IN_USE; b.renamed = true }
-      return layout(img, { list, summary: [`re-trust the bitmaps extension: mark all ${list.length} bitmaps fully dirty and set autoclear bit 0`], dropped: [], warnings })
+      return layout(img, { list, summary: [`re-trust the bitmaps extension: mark all ${list.length} bitmaps fully dirty and set autoclear bit 0`], dropped: [], warnings, ...(protect ? { protect } : {}) })
     }
   }
 }
@@ -411,9 +427,11 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
 
   // Phase 3: free what the old state referenced and the new one does not.
   const freed = new Set<number>()
+  let kept = 0
   const freeRange = (off: number, bytes: number): void => {
     for (const c of clustersOf(off, bytes, cs)) {
       if (freed.has(c)) continue
+      if (lay.protect?.(c)) { kept++; continue }
       freed.add(c)
       alloc.free(c * cs, cs)
     }
@@ -434,6 +452,7 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
     if (alloc.get(Math.floor(ext.bitmapDirectoryOffset / cs)) > 0) freeRange(ext.bitmapDirectoryOffset, ext.bitmapDirectorySize)
   }
   if (alloc.reftableMoved) freeRange(alloc.oldReftable.offset, alloc.oldReftable.clusters * cs)
+  if (kept > 0) lay.warnings.push(`${kept} cluster${kept > 1 ? 's' : ''} the old bitmap metadata pointed at ${kept > 1 ? 'are' : 'is'} also used by other metadata and ${kept > 1 ? 'were' : 'was'} not freed`)
   const frees: PlannedWrite[] = alloc.takeDirty().map((slot) => ({ offset: alloc.reftable[slot]!, data: alloc.encodeBlock(slot), what: `refcount block ${slot} (frees)` }))
 
   return {
