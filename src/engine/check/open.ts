@@ -74,7 +74,10 @@ export async function emulateQemuOpen(img: Image, ignoreBitmaps = false): Promis
 
   if (h.cryptMethod > 2) refusals.push(`Unsupported encryption method ${h.cryptMethod}`)
   const tooLarge = extensionTooLarge(img)
-  if (tooLarge) refusals.push(tooLarge)
+  // A bitmaps record with a wrong length derails the walk over the records after it; the
+  // header a repair writes drops that record, so the check for a repair looks only before it.
+  const bitmapsRecord = findExtension(img.extensions, ExtensionType.bitmaps)
+  if (tooLarge && !(ignoreBitmaps && bitmapsRecord && tooLarge.at > bitmapsRecord.offset)) refusals.push(tooLarge.message)
 
   let crypto: CryptoHeaderArea | undefined
   const cext = findExtension(img.extensions, ExtensionType.fullDiskEncryption)
@@ -111,7 +114,7 @@ export async function emulateQemuOpen(img: Image, ignoreBitmaps = false): Promis
  * end record included, so an end record with a length that runs past the extension area makes
  * the open fail (qbm's reader stops at the end record without looking).
  */
-function extensionTooLarge(img: Image): string | undefined {
+function extensionTooLarge(img: Image): { message: string; at: number } | undefined {
   const h = img.header
   const end = h.backingFileOffset !== 0 ? h.backingFileOffset : h.clusterSize
   const c0 = img.cluster0
@@ -121,7 +124,7 @@ function extensionTooLarge(img: Image): string | undefined {
     const type = u32(offset)
     const len = u32(offset + 4)
     offset += 8
-    if (offset > end || len > end - offset) return `Header extension too large (extension 0x${type.toString(16)} at 0x${(offset - 8).toString(16)})`
+    if (offset > end || len > end - offset) return { message: `Header extension too large (extension 0x${type.toString(16)} at 0x${(offset - 8).toString(16)})`, at: offset - 8 }
     if (type === ExtensionType.end) return undefined
     offset += Math.ceil(len / 8) * 8
   }

@@ -253,7 +253,9 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
         if (sb.status !== 'ok') throw new ConstraintError(`Operation merge on bitmap ${e.name} failed: source bitmap '${e.source}' is ${sb.status}`)
         src = { name: sb.name, nameBytes: sb.nameBytes, flags: sb.flags, granularityBits: sb.granularityBits, orig: sb, data: { kind: 'stored' }, renamed: false }
       } else {
-        src = find(list, e.source, 'merge')
+        const found = list.find((x) => x.name === e.source)
+        if (!found) throw new ConstraintError(`Operation merge on bitmap ${e.name} failed: Dirty bitmap '${e.source}' not found`)
+        src = found
       }
       refuseInUse(src, 'merge')
       const bytes = await materialize(img, t)
@@ -274,6 +276,13 @@ interface Layout {
   warnings: string[]
   /** clusters that must not be freed even when the old bitmap metadata pointed at them */
   protect?: (cluster: number) => boolean
+  /**
+   * Drop-all only: the references everything but the bitmaps holds per cluster. Every cluster
+   * counted above that is a leak left by the dropped bitmap metadata (for instance entries a
+   * truncated directory no longer reaches) and is brought down to it, as `qemu-img check -r
+   * leaks` would.
+   */
+  reclaim?: (cluster: number) => number
 }
 
 async function verdict(img: Image, opts: PlanOptions, repair: boolean): Promise<EditVerdict | undefined> {
@@ -298,7 +307,12 @@ export async function planEdits(img: Image, edits: Edit[], opts: PlanOptions = {
   if (v) warnings.push(...v.warnings)
   const list = modelOf(img)
   const summary: string[] = []
-  for (const e of edits) summary.push(await applyEdit(img, list, e))
+  for (const e of edits) {
+    summary.push(await applyEdit(img, list, e))
+    if (e.op === 'clear-in-use' && e.mode === 'keep') {
+      warnings.push(`'${e.name}' keeps the bits stored at its last clean save: writes made while it was in use are not in it, so an incremental backup from it may miss data (--clear-in-use=dirty is the safe choice)`)
+    }
+  }
   return layout(img, { list, summary, dropped: [], warnings })
 }
 
@@ -317,7 +331,7 @@ export async function planRepair(img: Image, repair: Repair, opts: PlanOptions =
       if (!img.bitmapsExtension && !img.bitmapsError) {
         if (!hasBit(img.header.autoclearFeatures, 0n)) throw new ConstraintError('cannot repair: the image has no bitmaps to drop')
       }
-      return layout(img, { list: [], summary: ['drop every bitmap: remove the bitmaps extension, clear autoclear bit 0, free their clusters'], dropped: [], warnings, header: {}, ...(protect ? { protect } : {}) })
+      return layout(img, { list: [], summary: ['drop every bitmap: remove the bitmaps extension, clear autoclear bit 0, free their clusters'], dropped: [], warnings, header: {}, ...(protect ? { protect } : {}), ...(v?.referencesTo ? { reclaim: v.referencesTo } : {}) })
     }
     case 'fix-autoclear': {
       if (img.bitmapsExtension || !hasBit(img.header.autoclearFeatures, 0n)) throw new ConstraintError('cannot repair: autoclear bit 0 is not set without a bitmaps extension')
@@ -452,6 +466,18 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
     if (alloc.get(Math.floor(ext.bitmapDirectoryOffset / cs)) > 0) freeRange(ext.bitmapDirectoryOffset, ext.bitmapDirectorySize)
   }
   if (alloc.reftableMoved) freeRange(alloc.oldReftable.offset, alloc.oldReftable.clusters * cs)
+  if (lay.reclaim) {
+    let reclaimed = 0
+    const end = Math.ceil(img.fileSize / cs)
+    for (let c = 0; c < end; c++) {
+      if (alloc.allocated.has(c)) continue
+      const want = lay.reclaim(c)
+      let have = alloc.get(c)
+      if (have > want) reclaimed++
+      while (have > want) { alloc.free(c * cs, cs); have-- }
+    }
+    if (reclaimed > 0) lay.summary.push(`reclaim ${reclaimed} more leaked cluster${reclaimed > 1 ? 's' : ''} the broken bitmap metadata left behind`)
+  }
   if (kept > 0) lay.warnings.push(`${kept} cluster${kept > 1 ? 's' : ''} the old bitmap metadata pointed at ${kept > 1 ? 'are' : 'is'} also used by other metadata and ${kept > 1 ? 'were' : 'was'} not freed`)
   const frees: PlannedWrite[] = alloc.takeDirty().map((slot) => ({ offset: alloc.reftable[slot]!, data: alloc.encodeBlock(slot), what: `refcount block ${slot} (frees)` }))
 

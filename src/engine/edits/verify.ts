@@ -21,6 +21,8 @@ export interface EditVerdict {
   readonly warnings: string[]
   /** clusters the plan must never free (repair only) */
   readonly protect?: (cluster: number) => boolean
+  /** references per cluster from everything but the bitmaps (repair only) */
+  readonly referencesTo?: (cluster: number) => number
 }
 
 export interface VerifyOptions {
@@ -64,7 +66,7 @@ export async function verifyForEdit(img: Image, opts: VerifyOptions = {}): Promi
   return {
     report,
     warnings,
-    ...(repair && referencesTo ? { protect: (c: number) => referencesTo!(c) > 0 } : {}),
+    ...(repair && referencesTo ? { protect: (c: number) => referencesTo!(c) > 0, referencesTo } : {}),
   }
 }
 
