@@ -267,3 +267,22 @@ describe('info', () => {
     }
   })
 })
+
+describe('map and heatmap say when the bits are not what QEMU would export', () => {
+  const fx = (name: string): string => fixturePath(smallFixtures().find((f) => f.name === name)!)
+  it('an in-use bitmap is labelled stale on stderr; a consistent one next to it is not', () => {
+    const stale = qbm(['map', fx('in-use-mixed'), 'stale'])
+    expect(stale.code).toBe(0)
+    expect(stale.stderr).toMatch(/^qbm: warning: bitmap 'stale' is in use: these are the stale bits/)
+    const fresh = qbm(['map', fx('in-use-mixed'), 'fresh'])
+    expect(fresh.code).toBe(0)
+    expect(fresh.stderr).toBe('')
+    const heat = qbm(['heatmap', fx('in-use-mixed'), 'stale', '--cells', '8'])
+    expect(heat.stderr).toMatch(/is in use/)
+  })
+  it('a valid bitmap of an image QEMU refuses says so', () => {
+    const r = qbm(['map', fx('corrupt-type'), 'b1'])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toMatch(/QEMU refuses to open .*doesn't satisfy the constraints|QEMU refuses to open/)
+  })
+})

@@ -118,9 +118,26 @@ describe('qbm bitmap: actions apply in order, in one commit', () => {
     // a (enabled while b's write happened) holds b's write too, at 4 KiB granules
     expect((await get(w.path, 'x'))!.extents).toEqual([{ offset: 0, length: 4096 }, { offset: 10 * MiB, length: 8192 }, { offset: 20 * MiB, length: 4096 }])
   })
-  it('--rename then later actions still address the bitmap by its command-line name (refused)', () => {
+  it('--rename then later actions apply to the renamed bitmap', async () => {
     const w = fresh()
-    refused(w, ['bitmap', '--rename', 'z', '--disable', w.name, 'a'], /not found/)
+    const before = (await get(w.path, 'a'))!
+    ok(w, ['bitmap', '--rename', 'z', '--disable', w.name, 'a'])
+    expect(await get(w.path, 'a')).toBeUndefined()
+    expect(await get(w.path, 'z')).toEqual({ ...before, flags: [] })
+  })
+  it('a rename refusal names the bitmap and the new name', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--rename', 'b', w.name, 'a'], /Operation rename on bitmap a \(new name 'b'\) failed: Bitmap already exists: b/)
+  })
+  it('-f and -F: qcow2 only; -F needs -b', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--add', '-f', 'raw', w.name, 'x'], /only qcow2/)
+    refused(w, ['bitmap', '--add', '-F', 'qcow2', w.name, 'x'], /-F only supported with -b/)
+    refused(w, ['bitmap', '--merge', 's', '-b', 'src.qcow2', '-F', 'raw', w.name, 'a'], /only qcow2/)
+  })
+  it('a bad -b source image is named in the error, not IMAGE', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--merge', 's', '-b', 'no-such.qcow2', w.name, 'a'], /^qbm: no-such\.qcow2: /)
   })
   it('a refused later action writes nothing of the earlier ones', () => {
     const w = fresh()

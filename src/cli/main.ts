@@ -85,7 +85,12 @@ main(argv).then(
     flushOut()
     const image = imageArg
     if (e instanceof UsageError) { err(`qbm: ${e.message}\n`); process.exitCode = 1; return }
-    if (e instanceof CliError) { err(`qbm: ${image ? image + ': ' : ''}${e.message}\n`); process.exitCode = e.exitCode; return }
+    if (e instanceof CliError) {
+      const about = e.image ?? image
+      err(`qbm: ${about ? about + ': ' : ''}${e.message}\n`)
+      process.exitCode = e.exitCode
+      return
+    }
     const msg = e instanceof Error ? e.message : String(e)
     err(`qbm: ${image ? image + ': ' : ''}${msg}\n`)
     if (!(e instanceof FormatError) && process.env.QBM_DEBUG) err(`${(e as Error).stack}\n`)

@@ -9,7 +9,7 @@ import {
 } from './qcow2/constants.js'
 import { type Header, decodeHeader, headerFeatureNames } from './qcow2/header.js'
 import {
-  type HeaderExtension, decodeExtensions, decodeFeatureNameTable, extensionString, findExtension,
+  type HeaderExtension, decodeExtensions, decodeFeatureNameTable, extensionString, findExtension, duplicateExtensionTypes,
 } from './qcow2/extensions.js'
 import { type BitmapsExtension, decodeBitmapsExtension } from './qcow2/bitmaps/extension.js'
 import { type DirEntry, decodeDirectory, dirEntryStructure, isAuto, isInUse } from './qcow2/bitmaps/directory.js'
@@ -80,9 +80,11 @@ export interface OpenOptions {
 export async function openImage(device: BlockDevice, opts: OpenOptions = {}): Promise<Image> {
   const fileSize = device.size
   const first = await device.read(0, Math.min(fileSize, 4096))
-  const h0 = decodeHeader(first, fileSize)
-  const cluster0 = h0.clusterSize > first.length && fileSize > first.length
-    ? await device.read(0, Math.min(fileSize, h0.clusterSize))
+  // Cluster 0 holds the header and its extensions; header_length may exceed 4 KiB (QEMU allows
+  // up to the cluster size), so read the whole cluster when cluster_bits says it is larger.
+  const clusterBits = first.length >= 24 ? new DataView(first.buffer, first.byteOffset).getUint32(20) : 0
+  const cluster0 = clusterBits > 12 && clusterBits <= 21 && fileSize > first.length
+    ? await device.read(0, Math.min(fileSize, 2 ** clusterBits))
     : first
   const header = decodeHeader(cluster0, fileSize)
   const extensions = decodeExtensions(header, cluster0)
@@ -106,8 +108,21 @@ export async function openImage(device: BlockDevice, opts: OpenOptions = {}): Pr
 
   let bitmapsExtension: BitmapsExtension | undefined
   let bitmapsError: FormatError | undefined
+  for (const t of duplicateExtensionTypes(extensions)) {
+    warnings.push(`Header extension 0x${t.toString(16)} appears more than once; QEMU uses the last one (so does qbm), and an edit writes it once.`)
+  }
   const ext = findExtension(extensions, ExtensionType.bitmaps)
-  const autoclearBit = header.version === 3 && hasBit(header.autoclearFeatures, Autoclear.bitmaps)
+  if (ext && autoclearBitOf(header)) {
+    // QEMU validates every bitmaps record it reads, not only the one it keeps.
+    for (const e of extensions) {
+      if (e.type !== ExtensionType.bitmaps || e === ext) continue
+      try { decodeBitmapsExtension(e, header.clusterSize) } catch (err) {
+        if (!(err instanceof FormatError)) throw err
+        qemuRefuses.push(err.message)
+      }
+    }
+  }
+  const autoclearBit = autoclearBitOf(header)
   let bitmapsTrusted = false
   let bitmaps: Bitmap[] = []
   if (ext) {
@@ -250,4 +265,8 @@ async function loadBitmaps(
 /** The bitmap with this display name or exact bytes. */
 export function findBitmap(img: Image, name: string): Bitmap | undefined {
   return img.bitmaps.find((b) => b.name === name)
+}
+
+function autoclearBitOf(header: Header): boolean {
+  return header.version === 3 && hasBit(header.autoclearFeatures, Autoclear.bitmaps)
 }

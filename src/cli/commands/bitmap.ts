@@ -38,6 +38,11 @@ export async function cmdBitmap(p: Parsed, path: string, name: string): Promise<
   const sourceImage = one(p, 'source-image')
   let srcImg: Image | undefined
   let srcClose: (() => void) | undefined
+  const fmt = one(p, 'format')
+  const srcFmt = one(p, 'source-format')
+  if (fmt !== undefined && fmt !== 'qcow2') throw new UsageError(`-f ${fmt}: only qcow2 images have persistent bitmaps`)
+  if (srcFmt !== undefined && sourceImage === undefined) throw new UsageError('-F only supported with -b')
+  if (srcFmt !== undefined && srcFmt !== 'qcow2') throw new UsageError(`-F ${srcFmt}: only qcow2 images have persistent bitmaps`)
   for (const [opt, val] of p.ordered) {
     switch (opt) {
       case 'add': edits.push({ op: 'add', name, ...(g !== undefined ? { granularity: parseSize(g) } : {}) }); break
@@ -45,7 +50,10 @@ export async function cmdBitmap(p: Parsed, path: string, name: string): Promise<
       case 'clear': edits.push({ op: 'clear', name }); break
       case 'enable': edits.push({ op: 'enable', name }); break
       case 'disable': edits.push({ op: 'disable', name }); break
-      case 'rename': edits.push({ op: 'rename', name, newName: val! }); break
+      case 'rename':
+        edits.push({ op: 'rename', name, newName: val! })
+        name = val! // the actions that follow apply to the bitmap under its new name
+        break
       case 'clear-in-use': {
         const mode = val as ClearInUseMode
         if (!['keep', 'dirty', 'empty'].includes(mode)) throw new UsageError(`--clear-in-use must be keep, dirty or empty (got '${val}')`)
@@ -54,7 +62,13 @@ export async function cmdBitmap(p: Parsed, path: string, name: string): Promise<
       }
       case 'merge': {
         if (sourceImage && !srcImg) {
-          const o = await openPath(sourceImage)
+          let o: Awaited<ReturnType<typeof openPath>>
+          try {
+            o = await openPath(sourceImage)
+          } catch (e) {
+            // The source image's problem is named after the source image, not IMAGE.
+            throw new CliError(e instanceof CliError ? e.message : (e as Error).message, 1, sourceImage)
+          }
           srcImg = o.img
           srcClose = () => o.dev.close()
         }

@@ -1,18 +1,24 @@
 /** Shared CLI plumbing: open an image file, find a bitmap, refuse unreadable ones. */
+import { statSync } from 'node:fs'
 import { NodeFileDevice } from '../../io/node-file.js'
+import { err } from '../io.js'
 import { type Bitmap, type Image, openImage } from '../../engine/index.js'
 import { readerFor, readable } from '../../engine/describe.js'
 import type { BitmapReader } from '../../engine/index.js'
 
 export class CliError extends Error {
   override readonly name = 'CliError'
-  constructor(message: string, readonly exitCode = 1) {
+  /** @param image the file the error is about, when it is not the command's IMAGE argument */
+  constructor(message: string, readonly exitCode = 1, readonly image?: string) {
     super(message)
   }
 }
 
 export async function openPath(path: string, mode: 'r' | 'rw' = 'r'): Promise<{ dev: NodeFileDevice; img: Image }> {
   let dev: NodeFileDevice
+  let isDir = false
+  try { isDir = statSync(path).isDirectory() } catch { /* open reports it */ }
+  if (isDir) throw new CliError(`Could not open '${path}': it is a directory, not an image file`)
   try {
     dev = NodeFileDevice.open(path, mode)
   } catch (e) {
@@ -38,5 +44,16 @@ export function requireBitmap(img: Image, name: string): Bitmap {
 /** A reader over a bitmap whose data can be read (stale in-use data included). */
 export function requireReader(img: Image, b: Bitmap): BitmapReader {
   if (!readable(b)) throw new CliError(`bitmap '${b.name}' cannot be read: ${b.problems[0] ?? 'no usable table'}`)
+  const why = notAsQemuSeesIt(img, b)
+  if (why) err(`qbm: warning: bitmap '${b.name}' ${why}\n`)
   return readerFor(img, b)
+}
+
+/** Why the stored bits of `b` are not what QEMU would export, or undefined when they are. */
+export function notAsQemuSeesIt(img: Image, b: Bitmap): string | undefined {
+  if (b.status === 'in-use') return 'is in use: these are the stale bits of its last clean save (QEMU refuses to export it)'
+  if (b.status === 'untrusted') return 'is untrusted (autoclear bit 0 is clear): QEMU ignores every bitmap of this image; these are the stored bits'
+  if (b.status === 'invalid') return `is invalid (${b.problems[0] ?? 'see qbm info'}): QEMU refuses the image; these are the bits qbm could read`
+  if (img.qemuRefuses.length > 0) return `belongs to an image QEMU refuses to open (${img.qemuRefuses[0]}); these are the stored bits`
+  return undefined
 }

@@ -57,7 +57,7 @@ export function formatInfo(path: string, s: ImageSummary): string {
       L.push(`      dirty: ${humanAndExact(b.dirtyBytes)}, ${((100 * b.dirtyBytes) / Math.max(1, s.diskLength)).toFixed(2)}% of the disk, ${b.extentCount} extent${b.extentCount === 1 ? '' : 's'}${b.status === 'in-use' ? ' (stale)' : ''}`)
     }
     L.push(`      table: ${b.tableSize} entr${b.tableSize === 1 ? 'y' : 'ies'} at 0x${b.tableOffset.toString(16)}`)
-    if (b.sha256) L.push(`      sha256: ${b.sha256}`)
+    if (b.sha256) L.push(`      sha256: ${b.sha256}${b.status === 'in-use' ? " (QEMU's: it loads an in-use bitmap empty, so this is the hash of all zeros, not of the stale bits)" : ''}`)
     for (const pr of b.problems) L.push(`      problem: ${pr}`)
     for (const w of b.warnings) L.push(`      warning: ${w}`)
   }

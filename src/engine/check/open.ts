@@ -155,7 +155,7 @@ async function loadBitmaps(img: Image, refusals: string[]): Promise<LoadedDirect
   const offset = be.bitmapDirectoryOffset
   const size = be.bitmapDirectorySize
   const dirBuf = await readPadded(img.device, offset, size)
-  const dir = decodeDirectory(dirBuf, offset, be.nbBitmaps, cs, h.diskLength)
+  const dir = decodeDirectory(dirBuf, offset, be.nbBitmaps, cs, h.diskLength, be.offset)
   if (dir.error) { refusals.push(dir.error.message); return undefined }
   const bad = dir.entries.find((e) => e.violations.length > 0)
   if (bad) {

@@ -39,11 +39,11 @@ export function buildCluster0(img: Image, ch: HeaderChange): Uint8Array {
     pos += 8 + padded
   }
   const newBitmaps = ch.bitmaps === undefined
-    ? img.bitmapsExtension ? exts.find((e) => e.type === ExtensionType.bitmaps)!.data : undefined
+    ? img.bitmapsExtension ? exts.findLast((e) => e.type === ExtensionType.bitmaps)!.data : undefined
     : ch.bitmaps === null ? undefined : encodeBitmapsExtensionData(ch.bitmaps)
   for (const e of exts) {
     if (e.type === ExtensionType.bitmaps) {
-      if (newBitmaps) { put(e.type, newBitmaps); wroteBitmaps = true }
+      if (newBitmaps && !wroteBitmaps) { put(e.type, newBitmaps); wroteBitmaps = true }
       continue
     }
     put(e.type, e.data)

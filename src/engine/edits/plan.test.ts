@@ -116,6 +116,34 @@ describe('allocator', () => {
   })
 })
 
+describe('hostile refcount tables', () => {
+  it('every reftable entry aimed at one live refcount block: memory stays bounded, the edit is refused, the file unchanged', async () => {
+    const dir = freshDir('far-refblocks')
+    const b = await buildImage(dir, { name: 'f.qcow2', size: 16 * MiB, clusterSize: 65536, refcountBits: 1, bitmaps: [{ name: 'a', writes: [[0, 4096]] }] })
+    const bytes = new Uint8Array(readFileSync(b.path))
+    const { img } = await memImage(b.path)
+    const h = img.header
+    const first = new DataView(bytes.buffer).getBigUint64(h.refcountTableOffset)
+    // 1-bit refcounts, 64 KiB clusters: each block covers 2^19 clusters (32 GiB). Naively, 8,192
+    // entries would mean 8,192 * 2^19 counts = 32 GiB of Float64Array.
+    const entries = (h.refcountTableClusters * h.clusterSize) / 8
+    expect(entries).toBeGreaterThanOrEqual(8192)
+    for (let i = 1; i < entries; i++) new DataView(bytes.buffer).setBigUint64(h.refcountTableOffset + i * 8, first)
+    writeFileSync(b.path, bytes)
+    const before = sha256File(b.path)
+    const m = await memImage(b.path)
+    const rss0 = process.memoryUsage().rss
+    const rc = await loadRefcounts(m.img.device, m.img.header)
+    expect(rc.counts.length).toBeLessThanOrEqual(rc.entriesPerBlock)
+    expect(rc.problems[0]?.message).toMatch(/refcount table at 0x[0-9a-f]+: entry\[1\] points to a refcount block .* past the end of the file/)
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(256 * MiB)
+    const r = qbm(['bitmap', '--add', 'f.qcow2', 'x'], { cwd: dir })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/cannot edit/)
+    expect(sha256File(b.path)).toBe(before)
+  })
+})
+
 describe("QEMU's limits on the directory", () => {
   it('65535 bitmaps at most', async () => {
     const p = join(freshDir('count'), 'c.qcow2')

@@ -97,11 +97,13 @@ function refuseInUse(b: ModelBitmap, op: string): void {
   }
 }
 
-function checkName(list: ModelList, name: string, op: string): Uint8Array {
+/** `subject`: the bitmap the operation is on, when it is not the new name (rename). */
+function checkName(list: ModelList, name: string, op: string, subject?: string): Uint8Array {
   const bytes = encodeName(name)
   const bad = checkNewName(bytes)
-  if (bad) throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: ${bad}`, 'name')
-  if (list.names.has(nameKey(bytes))) throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: Bitmap already exists: ${name}`, 'name')
+  const on = subject === undefined ? name : `${subject} (new name '${name}')`
+  if (bad) throw new ConstraintError(`Operation ${op} on bitmap ${on} failed: ${bad}`, 'name')
+  if (list.names.has(nameKey(bytes))) throw new ConstraintError(`Operation ${op} on bitmap ${on} failed: Bitmap already exists: ${name}`, 'name')
   return bytes
 }
 
@@ -209,7 +211,7 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
     }
     case 'rename': {
       const b = find(list, e.name, 'rename')
-      const nameBytes = checkName(list, e.newName, 'rename')
+      const nameBytes = checkName(list, e.newName, 'rename', e.name)
       const delta = dirEntrySize(0, nameBytes.length) - entryBytes(b)
       checkDirectorySize(list, delta, 'rename', e.name)
       list.names.delete(nameKey(b.nameBytes))
@@ -361,6 +363,7 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
   const cs = h.clusterSize
   const L = h.diskLength
   const rc = await loadRefcounts(img.device, h)
+  if (rc.problems.length > 0) throw new ConstraintError(`cannot edit: the refcount structure is damaged: ${rc.problems[0]!.message}${rc.problems.length > 1 ? ` (and ${rc.problems.length - 1} more)` : ''}; \`qemu-img check -r all\` rebuilds it`)
   const alloc = new Allocator(h, rc, img.fileSize)
   const writes: PlannedWrite[] = []
   const entries: Uint8Array[] = []

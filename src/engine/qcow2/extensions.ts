@@ -47,9 +47,7 @@ export function decodeExtensions(h: Header, cluster0: Uint8Array): HeaderExtensi
     if (pos + 8 + length > end) {
       throw new FormatError(EXT_STRUCT, 'length', pos + 4, `of extension 0x${type.toString(16)} runs past the end of the extension area at 0x${end.toString(16)} (Header extension too large)`, length)
     }
-    if (seen.has(type)) {
-      throw new FormatError(EXT_STRUCT, 'type', pos, 'appears twice', '0x' + type.toString(16))
-    }
+    // QEMU reads every record in order; a later record of the same type overrides the earlier.
     seen.add(type)
     out.push({ type, offset: pos, length, data: cluster0.slice(pos + 8, pos + 8 + length) })
     pos += 8 + Math.ceil(length / 8) * 8
@@ -57,8 +55,17 @@ export function decodeExtensions(h: Header, cluster0: Uint8Array): HeaderExtensi
   return out
 }
 
+/** The record QEMU uses for `type`: the last one (each record overrides the ones before it). */
 export function findExtension(exts: readonly HeaderExtension[], type: number): HeaderExtension | undefined {
-  return exts.find((e) => e.type === type)
+  return exts.findLast((e) => e.type === type)
+}
+
+/** Types that occur more than once. */
+export function duplicateExtensionTypes(exts: readonly HeaderExtension[]): number[] {
+  const seen = new Set<number>()
+  const dup = new Set<number>()
+  for (const e of exts) (seen.has(e.type) ? dup : seen).add(e.type)
+  return [...dup]
 }
 
 const latin = new TextDecoder('utf-8', { fatal: false })

@@ -42,7 +42,7 @@ export const HEADER_STRUCT = 'qcow2 header'
 export function decodeHeader(buf: Uint8Array, fileSize: number): Header {
   const c = new Cursor(buf, 0, HEADER_STRUCT)
   if (buf.length < V2_HEADER_LENGTH) {
-    throw new FormatError(HEADER_STRUCT, 'magic', 0, `file is too small to be a qcow2 image (${fileSize} bytes)`)
+    throw new FormatError(HEADER_STRUCT, 'magic', 0, `cannot be read: the file is too small to be a qcow2 image (${fileSize} bytes)`)
   }
   const magic = c.u32(F.magic)
   if (magic !== QCOW_MAGIC) throw c.error(F.magic, 'magic', 'is not QFI\\xfb: not a qcow2 image', '0x' + magic.toString(16))

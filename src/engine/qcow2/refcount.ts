@@ -91,12 +91,28 @@ export async function loadRefcounts(dev: BlockDevice, h: Header, signal?: AbortS
     reftable[i] = Number(off)
     lastUsed = i
   }
-  const counts = new Float64Array((lastUsed + 1) * epb)
+  // Memory is bounded by the file, not by the table: counts are kept for the refcount blocks
+  // that cover the file (plus the cluster after it). A block further out must count nothing:
+  // a hostile table could list a million of them, and a refcount for a cluster far past the end
+  // of the file is not something qbm should allocate around. Each distinct block is read once.
+  const fileClusters = Math.ceil(dev.size / cs)
+  const keepSlots = Math.min(lastUsed + 1, Math.ceil((fileClusters + 1) / epb))
+  const counts = new Float64Array(keepSlots * epb)
+  const farChecked = new Set<number>()
   for (let i = 0; i <= lastUsed; i++) {
     if ((i & 63) === 0) throwIfAborted(signal)
     const off = reftable[i]!
     if (!off) continue
     const avail = Math.min(cs, dev.size - off)
+    if (i >= keepSlots) {
+      if (farChecked.has(off)) continue
+      farChecked.add(off)
+      const raw = await dev.read(off, avail)
+      if (raw.some((x) => x !== 0)) {
+        problems.push(new FormatError(REFTABLE_STRUCT, `entry[${i}]`, h.refcountTableOffset + i * 8, `points to a refcount block (0x${off.toString(16)}) that counts clusters past the end of the file`, BigInt(off)))
+      }
+      continue
+    }
     const block = new Uint8Array(cs)
     block.set(await dev.read(off, avail))
     const base = i * epb

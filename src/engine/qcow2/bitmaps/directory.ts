@@ -3,6 +3,7 @@
  * QEMU's bitmap_list_load walk; an encoder writes entries the way QEMU's bitmap_list_store does
  * (name_size = name length, no extra data, zero padding).
  */
+import { isCleanUtf8 } from '../../names.js'
 import { Cursor, Writer } from '../../bytes.js'
 import { FormatError } from '../../errors.js'
 import { BME_FLAG_AUTO, BME_FLAG_IN_USE, DIR_ENTRY_HEADER_SIZE } from '../constants.js'
@@ -93,6 +94,7 @@ export function decodeDirectory(
     }
     if (nameSize === 0) warnings.push('name is empty (QEMU accepts it; qemu-img cannot address it)')
     if (nameBytes.includes(0)) warnings.push('name contains a NUL byte (QEMU cuts the name there)')
+    else if (!isCleanUtf8(nameBytes)) warnings.push('name is not valid UTF-8: shown with \\xNN escapes; qemu-img shows U+FFFD for those bytes and QMP commands cannot address the bitmap')
     entries.push({
       index,
       offset: offset + pos,
