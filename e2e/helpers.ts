@@ -167,3 +167,66 @@ export function publishScreenshot(from: string): void {
 export function hex(n: number): string {
   return '0x' + n.toString(16)
 }
+
+/** A synthetic drop of several files at once (no handles: the read-only path). */
+export async function syntheticDropMany(page: Page, paths: string[]): Promise<void> {
+  const files = paths.map((p) => ({ b64: readFileSync(p).toString('base64'), name: basename(p) }))
+  const dt = await page.evaluateHandle((files) => {
+    const d = new DataTransfer()
+    for (const { b64, name } of files) {
+      const bin = atob(b64)
+      const bytes = new Uint8Array(bin.length)
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i)
+      d.items.add(new File([bytes], name, { type: name.endsWith('.xml') ? 'text/xml' : 'application/octet-stream' }))
+    }
+    return d
+  }, files)
+  for (const type of ['dragenter', 'dragover', 'drop']) await page.dispatchEvent('body', type, { dataTransfer: dt })
+}
+
+export interface MapRun { start: number; length: number; depth: number; present: boolean; zero: boolean; data: boolean }
+
+/** `qemu-img map --output=json` (through the backing chain, as QEMU resolves it). */
+export function qemuMap(path: string): MapRun[] {
+  requireTool('qemu-img')
+  return JSON.parse(execFileSync('qemu-img', ['map', '--output=json', '-U', path], { cwd: dirname(path), encoding: 'utf8' })) as MapRun[]
+}
+
+export interface Split { dirty: number; data: number; zero: number; unallocated: number }
+
+/** Split byte ranges by qemu-img map: allocated data / present but zero / not present. */
+export function splitByMap(ranges: Array<{ offset: number; length: number }>, map: MapRun[]): Split {
+  const s: Split = { dirty: 0, data: 0, zero: 0, unallocated: 0 }
+  for (const d of ranges) {
+    s.dirty += d.length
+    for (const m of map) {
+      const a = Math.max(d.offset, m.start)
+      const b = Math.min(d.offset + d.length, m.start + m.length)
+      if (b <= a) continue
+      if (m.data) s.data += b - a
+      else if (m.present) s.zero += b - a
+      else s.unallocated += b - a
+    }
+  }
+  return s
+}
+
+/** Reference set operation over two merged extent lists, by sweeping boundaries (as src/cli/diff.test.ts). */
+export function setOp(a: Array<{ offset: number; length: number }>, b: Array<{ offset: number; length: number }>, op: string): Array<{ offset: number; length: number }> {
+  const pts = [...new Set([...a, ...b].flatMap((e) => [e.offset, e.offset + e.length]))].sort((x, y) => x - y)
+  const inside = (l: Array<{ offset: number; length: number }>, x: number): boolean => l.some((e) => e.offset <= x && x < e.offset + e.length)
+  const out: Array<{ offset: number; length: number }> = []
+  for (let i = 0; i + 1 < pts.length; i++) {
+    const x = pts[i]!
+    const ia = inside(a, x)
+    const ib = inside(b, x)
+    const keep = op === 'union' ? ia || ib : op === 'intersect' ? ia && ib : op === 'minus' ? ia && !ib : ia !== ib
+    if (!keep) continue
+    const last = out[out.length - 1]
+    if (last && last.offset + last.length === x) last.length += pts[i + 1]! - x
+    else out.push({ offset: x, length: pts[i + 1]! - x })
+  }
+  return out
+}
+
+export const TESTDATA_IMAGES = join(ROOT, 'src', 'engine', 'testdata', 'images')

@@ -1,6 +1,10 @@
 /** The page: top bar, job progress, errors, and the image views once an image is open. */
 import { useEffect, useState, type ReactNode } from 'react'
+import { AlgebraPanel } from './components/AlgebraPanel.js'
+import { BackupEstimate } from './components/BackupEstimate.js'
 import { BitmapTable } from './components/BitmapTable.js'
+import { ChainPanel } from './components/ChainPanel.js'
+import { CheckpointPanel } from './components/CheckpointPanel.js'
 import { DropTarget } from './components/DropTarget.js'
 import { EditsPanel } from './components/EditsPanel.js'
 import { ErrorBanner } from './components/ErrorBanner.js'
@@ -62,13 +66,17 @@ function Workspace(): ReactNode {
   return (
     <div className="workspace">
       <aside className="side">
+        {stage >= 1 && <ChainPanel />}
         {stage >= 1 && <ImagePanel />}
+        {stage >= 2 && <BackupEstimate />}
         {stage >= 3 && <EditsPanel />}
+        {stage >= 3 && <CheckpointPanel />}
       </aside>
       <div className="center">
         <BitmapTable />
         <HeatmapPanel />
         {stage >= 2 && <ExtentList />}
+        {stage >= 3 && <AlgebraPanel />}
       </div>
     </div>
   )

@@ -37,3 +37,28 @@ export async function dropped(dt: DataTransfer): Promise<{ handle?: FileSystemFi
   if (file) return { file }
   return undefined
 }
+
+/** Every file of a drop, each with its handle when the browser gives one (in drop order). */
+export async function droppedAll(dt: DataTransfer): Promise<Array<{ handle?: FileSystemFileHandle; file?: File }>> {
+  const items = [...dt.items].filter((i) => i.kind === 'file')
+  // As above: ask for every handle and File before the first await.
+  const asked = items.map((item) => ({ handleP: item.getAsFileSystemHandle?.(), file: item.getAsFile() ?? undefined }))
+  if (asked.length === 0) for (const f of dt.files) asked.push({ handleP: undefined, file: f })
+  const out: Array<{ handle?: FileSystemFileHandle; file?: File }> = []
+  for (const a of asked) {
+    let handle: FileSystemHandle | null | undefined
+    try {
+      handle = await a.handleP
+    } catch {
+      handle = undefined
+    }
+    if (handle && handle.kind === 'file') out.push({ handle: handle as FileSystemFileHandle, ...(a.file ? { file: a.file } : {}) })
+    else if (a.file) out.push({ file: a.file })
+  }
+  return out
+}
+
+/** libvirt checkpoint XML (by name), as opposed to a disk image. */
+export function isXmlName(name: string): boolean {
+  return /\.xml$/i.test(name)
+}

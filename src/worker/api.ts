@@ -43,8 +43,11 @@ export interface ExtentWindow {
   count: number
 }
 
-/** One edit as plain data: the engine's Edit without a second image to merge from. */
-export type EditRequest = Exclude<Edit, { op: 'merge' }> | { op: 'merge'; name: string; source: string }
+/**
+ * One edit as plain data: the engine's Edit, with the image to merge from (when it is not the
+ * current one) named by its id in the open set.
+ */
+export type EditRequest = Exclude<Edit, { op: 'merge' }> | { op: 'merge'; name: string; source: string; sourceImageId?: number }
 
 export type RepairMode = Repair
 
@@ -72,6 +75,95 @@ export interface PlanReview {
   fileSize: number
 }
 
+/** One image of an open set: its id, the id of the opened image that is its backing file, and what opening it found. */
+export interface ImageEntry {
+  id: number
+  /** the open image whose file name matches this one's backing file name; null when none does */
+  backingId: number | null
+  result: OpenResult
+}
+
+/** Several images opened at once (a backing chain, or images to compare). */
+export interface OpenSetResult {
+  images: ImageEntry[]
+  /** the image the other calls work on: the top of the longest chain */
+  activeId: number
+}
+
+/** A bitmap of one of the open images. */
+export interface BitmapRef {
+  image: number
+  bitmap: number
+}
+
+/** Dirty × allocation per heatmap cell (bytes), transferred. */
+export interface OverlayResult {
+  dirtyData: Float64Array
+  dirtyZero: Float64Array
+  dirtyUnallocated: Float64Array
+  cleanData: Float64Array
+  /** per chain depth (0 = this image): bytes allocated (data or zero) by that layer */
+  layers: Float64Array[]
+  /** names of the layers the allocation map read, top first */
+  layerNames: string[]
+  /** the backing file named by the last layer, when it is not open: its bytes count as unallocated */
+  backingMissing?: string
+}
+
+/** Allocation split of some dirty bytes. */
+export interface SplitRow {
+  data: number
+  zero: number
+  unallocated: number
+}
+
+/** Incremental-backup estimate of a bitmap: its dirty bytes and how they read. */
+export interface Estimate {
+  bitmapIndex: number
+  dirtyBytes: number
+  dataBytes: number
+  zeroBytes: number
+  unallocatedBytes: number
+  layerNames: string[]
+  backingMissing?: string
+}
+
+export type SetOp = 'union' | 'intersect' | 'minus' | 'xor'
+
+/** A computed algebra result, kept in the worker under `id`. */
+export interface AlgebraResult {
+  id: number
+  extentCount: number
+  dirtyBytes: number
+}
+
+/** A libvirt checkpoint XML file as text (read on the page: it is not image bytes). */
+export interface CheckpointFile {
+  name: string
+  text: string
+}
+
+export type CheckpointState = 'healthy' | 'in-use' | 'broken' | 'missing' | 'untrusted'
+
+/** Checkpoints cross-checked against the open images, per disk. */
+export interface CheckpointView {
+  /** files that are not checkpoints */
+  errors: Array<{ file: string; message: string }>
+  checkpoints: Array<{ name: string; file: string; parent?: string; creationTime?: number }>
+  disks: Array<{
+    disk: string
+    /** the disk's source file in the checkpoint's domain XML, when given */
+    source?: string
+    /** the open image this disk is, or null when none matches */
+    imageId: number | null
+    imageName: string | null
+    /** how the image was matched: by the source's file name, or as the only disk with bitmaps */
+    matchedBy: 'source' | 'only-disk' | null
+    findings: Array<{ checkpoint: string; bitmap: string; state: CheckpointState; fix: string }>
+    orphans: Array<{ bitmap: string; fix: string }>
+  }>
+}
+
 /** Progress of a commit: bytes written of the plan's bytes, and the step ('copying' first). */
 export type CommitProgressFn = (doneBytes: number, totalBytes: number, step: string) => void
 
@@ -83,6 +175,13 @@ export type CommitProgressFn = (doneBytes: number, totalBytes: number, step: str
 export interface EngineApi {
   /** Open an image and read its metadata only (header, extensions, directory, tables). */
   open(source: OpenSource, jobId?: number): Promise<OpenResult>
+  /**
+   * Open several images at once (closing any open ones); backing files are matched by file
+   * name among them. The top of the longest chain becomes the current image.
+   */
+  openSet(sources: OpenSource[], jobId?: number): Promise<OpenSetResult>
+  /** Make another image of the open set the current one (nothing is re-read). */
+  activate(imageId: number): Promise<OpenResult>
   /** Read a bitmap's data once and index it; later calls return at once. */
   scan(bitmapIndex: number, onProgress?: ProgressFn, jobId?: number): Promise<ScanResult>
   /** Dirty bytes in each of `cells` cells over [start, end) (engine `heatmap`); transferred. */
@@ -99,6 +198,24 @@ export interface EngineApi {
   exportExtents(bitmapIndex: number, format: ExportFormat, from?: number, to?: number, jobId?: number): Promise<Blob>
   /** QEMU-compatible SHA-256 of the bitmap (x-debug-block-dirty-bitmap-sha256). */
   sha256(bitmapIndex: number, onProgress?: ProgressFn, jobId?: number): Promise<string>
+  /** Dirty × allocation (through the open backing chain) per cell over [start, end); transferred. */
+  overlay(bitmapIndex: number, start: number, end: number, cells: number, jobId?: number): Promise<OverlayResult>
+  /** Allocation split of extents number first .. first+count-1. */
+  extentSplits(bitmapIndex: number, first: number, count: number, jobId?: number): Promise<SplitRow[]>
+  /** The bitmap's dirty bytes split into data / reads as zero / unallocated (qbm estimate). */
+  estimate(bitmapIndex: number, jobId?: number): Promise<Estimate>
+  /** A op B at byte resolution over two bitmaps of open images of the same size; kept here. */
+  algebra(a: BitmapRef, b: BitmapRef, op: SetOp, jobId?: number): Promise<AlgebraResult>
+  /** Dirty bytes per cell of an algebra result; transferred. */
+  algebraHeat(resultId: number, start: number, end: number, cells: number): Promise<Float64Array>
+  /** Extents first .. first+count-1 of an algebra result. */
+  algebraPage(resultId: number, first: number, count: number): Promise<Extent[]>
+  /** The extents of an algebra result meeting [from, to). */
+  algebraWindow(resultId: number, from: number, to: number): Promise<ExtentWindow>
+  /** Forget an algebra result. */
+  dropAlgebra(resultId: number): Promise<void>
+  /** Parse libvirt checkpoint XML and cross-check it against the open images. */
+  checkpoints(files: CheckpointFile[]): Promise<CheckpointView>
   /** Plan the edits (or a repair) on the open image; nothing is written. */
   planEdits(request: PlanRequest, jobId?: number): Promise<PlanReview>
   /**
@@ -125,6 +242,8 @@ export interface EngineApi {
  */
 export interface EngineClient {
   open(source: OpenSource, signal?: AbortSignal): Promise<OpenResult>
+  openSet(sources: OpenSource[], signal?: AbortSignal): Promise<OpenSetResult>
+  activate(imageId: number): Promise<OpenResult>
   scan(bitmapIndex: number, onProgress?: ProgressFn, signal?: AbortSignal): Promise<ScanResult>
   heatmap(bitmapIndex: number, start: number, end: number, cells: number, signal?: AbortSignal): Promise<Float64Array>
   extentPage(bitmapIndex: number, first: number, count: number): Promise<Extent[]>
@@ -133,6 +252,15 @@ export interface EngineClient {
   extentsInRange(bitmapIndex: number, from: number, to: number, limit: number): Promise<Extent[]>
   exportExtents(bitmapIndex: number, format: ExportFormat, from?: number, to?: number, signal?: AbortSignal): Promise<Blob>
   sha256(bitmapIndex: number, onProgress?: ProgressFn, signal?: AbortSignal): Promise<string>
+  overlay(bitmapIndex: number, start: number, end: number, cells: number, signal?: AbortSignal): Promise<OverlayResult>
+  extentSplits(bitmapIndex: number, first: number, count: number): Promise<SplitRow[]>
+  estimate(bitmapIndex: number, signal?: AbortSignal): Promise<Estimate>
+  algebra(a: BitmapRef, b: BitmapRef, op: SetOp, signal?: AbortSignal): Promise<AlgebraResult>
+  algebraHeat(resultId: number, start: number, end: number, cells: number): Promise<Float64Array>
+  algebraPage(resultId: number, first: number, count: number): Promise<Extent[]>
+  algebraWindow(resultId: number, from: number, to: number): Promise<ExtentWindow>
+  dropAlgebra(resultId: number): Promise<void>
+  checkpoints(files: CheckpointFile[]): Promise<CheckpointView>
   planEdits(request: PlanRequest, signal?: AbortSignal): Promise<PlanReview>
   commitPlan(planId: number, onProgress?: CommitProgressFn): Promise<OpenResult>
   editedCopy(planId: number): Promise<Blob>

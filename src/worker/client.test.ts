@@ -40,6 +40,8 @@ function fakeApi(log: string[], mode: () => ScanMode): EngineApi {
     async close() {},
     extentPage: fail, extentIndex: fail, extentWindow: fail, extentsInRange: fail, exportExtents: fail, sha256: fail,
     planEdits: fail, commitPlan: fail, editedCopy: fail, dropPlan: fail,
+    openSet: fail, activate: fail, overlay: fail, extentSplits: fail, estimate: fail, algebra: fail, algebraHeat: fail,
+    algebraPage: fail, algebraWindow: fail, dropAlgebra: fail, checkpoints: fail,
   }
 }
 

@@ -44,7 +44,8 @@ export function createEngineClient(opts: ClientOptions = {}): EngineClient {
   const make = opts.createWorker ?? defaultWorker
   let worker: Worker | undefined
   let remote: Comlink.Remote<EngineApi> | undefined
-  let lastOpen: OpenSource | undefined
+  /** what to reopen after a hard stop: one image, or a set and the current one in it */
+  let lastOpen: { kind: 'one'; source: OpenSource } | { kind: 'set'; sources: OpenSource[]; active: number } | undefined
   /** A hard stop happened: the next call must reopen `lastOpen` first. */
   let reopening: Promise<void> | undefined
   let needsReopen = false
@@ -67,7 +68,10 @@ export function createEngineClient(opts: ClientOptions = {}): EngineClient {
     if (needsReopen && lastOpen) {
       needsReopen = false
       const src = lastOpen
-      reopening = r.open(src).then(() => undefined, () => undefined)
+      reopening = (src.kind === 'one'
+        ? r.open(src.source).then(() => undefined)
+        : r.openSet(src.sources).then(() => r.activate(src.active)).then(() => undefined)
+      ).catch(() => undefined)
     }
     if (reopening) await reopening
     return r
@@ -137,8 +141,19 @@ export function createEngineClient(opts: ClientOptions = {}): EngineClient {
   return {
     async open(source, signal) {
       const r = await call((api, id) => api.open(source, id), signal)
-      lastOpen = source
+      lastOpen = { kind: 'one', source }
       needsReopen = false
+      return r
+    },
+    async openSet(sources, signal) {
+      const r = await call((api, id) => api.openSet(sources, id), signal)
+      lastOpen = { kind: 'set', sources, active: r.activeId }
+      needsReopen = false
+      return r
+    },
+    async activate(imageId) {
+      const r = await call((api) => api.activate(imageId))
+      if (lastOpen?.kind === 'set') lastOpen = { ...lastOpen, active: imageId }
       return r
     },
     scan: (i, onProgress, signal) => call((api, id) => api.scan(i, progressProxy(onProgress), id), signal),
@@ -149,6 +164,15 @@ export function createEngineClient(opts: ClientOptions = {}): EngineClient {
     extentsInRange: (i, from, to, limit) => call((api) => api.extentsInRange(i, from, to, limit)),
     exportExtents: (i, format, from, to, signal) => call((api, id) => api.exportExtents(i, format, from, to, id), signal),
     sha256: (i, onProgress, signal) => call((api, id) => api.sha256(i, progressProxy(onProgress), id), signal),
+    overlay: (i, start, end, cells, signal) => call((api, id) => api.overlay(i, start, end, cells, id), signal),
+    extentSplits: (i, first, count) => call((api) => api.extentSplits(i, first, count)),
+    estimate: (i, signal) => call((api, id) => api.estimate(i, id), signal),
+    algebra: (a, b, op, signal) => call((api, id) => api.algebra(a, b, op, id), signal),
+    algebraHeat: (r, start, end, cells) => call((api) => api.algebraHeat(r, start, end, cells)),
+    algebraPage: (r, first, count) => call((api) => api.algebraPage(r, first, count)),
+    algebraWindow: (r, from, to) => call((api) => api.algebraWindow(r, from, to)),
+    dropAlgebra: (r) => call((api) => api.dropAlgebra(r)),
+    checkpoints: (files) => call((api) => api.checkpoints(files)),
     planEdits: (request, signal) => call((api, id) => api.planEdits(request, id), signal),
     // A commit is never cancelled: no signal, and it must not be hard-stopped half-way.
     async commitPlan(planId, onProgress) {

@@ -3,8 +3,10 @@
  * a writable session becomes possible), else takes the File (read-only).
  */
 import { useEffect, useState, type ReactNode } from 'react'
-import { dropped } from '../fs-access.js'
-import { useActions } from '../store/hooks.js'
+import type { OpenSource } from '../../worker/api.js'
+import { droppedAll, isXmlName } from '../fs-access.js'
+import { useActions, useStoreApi } from '../store/hooks.js'
+import { readCheckpointFiles } from './CheckpointPanel.js'
 
 function hasFiles(e: DragEvent): boolean {
   return [...(e.dataTransfer?.types ?? [])].includes('Files')
@@ -12,6 +14,7 @@ function hasFiles(e: DragEvent): boolean {
 
 export function DropTarget(): ReactNode {
   const actions = useActions()
+  const storeApi = useStoreApi()
   const [over, setOver] = useState(false)
 
   useEffect(() => {
@@ -37,10 +40,24 @@ export function DropTarget(): ReactNode {
       if (!e.dataTransfer || !hasFiles(e)) return
       e.preventDefault()
       performance.mark('qbm:drop')
-      void dropped(e.dataTransfer).then((d) => {
-        if (d?.handle) return actions.open({ kind: 'handle', handle: d.handle }, 'drop')
-        if (d?.file) return actions.open({ kind: 'file', file: d.file }, 'drop')
-        actions.showError('Dropping', { code: 'Error', message: 'The drop carried no file.' })
+      void droppedAll(e.dataTransfer).then(async (all) => {
+        const name = (d: { handle?: FileSystemFileHandle; file?: File }): string => d.handle?.name ?? d.file?.name ?? ''
+        const xml = all.filter((d) => isXmlName(name(d)))
+        const images = all.filter((d) => !isXmlName(name(d)))
+        if (all.length === 0) {
+          actions.showError('Dropping', { code: 'Error', message: 'The drop carried no file.' })
+          return
+        }
+        const sources: OpenSource[] = images.map((d) => (d.handle ? { kind: 'handle', handle: d.handle } : { kind: 'file', file: d.file! }))
+        if (sources.length > 0) await actions.openMany(sources, 'drop')
+        if (xml.length > 0) {
+          if (!storeApi.getState().image) {
+            actions.showError('Reading checkpoints', { code: 'Error', message: 'Open the disk image first (or drop it together with the checkpoint XML files).' })
+            return
+          }
+          const files = await Promise.all(xml.map(async (d) => d.file ?? (await d.handle!.getFile())))
+          await actions.loadCheckpoints(await readCheckpointFiles(files))
+        }
       })
     }
     window.addEventListener('dragenter', enter)
@@ -53,12 +70,12 @@ export function DropTarget(): ReactNode {
       window.removeEventListener('dragleave', leave)
       window.removeEventListener('drop', drop)
     }
-  }, [actions])
+  }, [actions, storeApi])
 
   if (!over) return null
   return (
     <div className="drop-overlay" aria-hidden="true">
-      <div className="drop-overlay-box">Drop a qcow2 image to open it</div>
+      <div className="drop-overlay-box">Drop qcow2 images (or checkpoint XML) to open them</div>
     </div>
   )
 }

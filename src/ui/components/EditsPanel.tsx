@@ -7,7 +7,7 @@ import { useId, useState, type ReactNode } from 'react'
 import type { BitmapSummary, RepairMode } from '../../worker/api.js'
 import { humanBytes } from '../format.js'
 import {
-  CLEAR_IN_USE_CONSEQUENCE, REPAIR_CONSEQUENCE, type ClearInUseMode, defaultGranularity, describeEdit,
+  CLEAR_IN_USE_CONSEQUENCE, CLEAR_IN_USE_NEXT_BACKUP, REPAIR_CONSEQUENCE, type ClearInUseMode, defaultGranularity, describeEdit,
 } from '../store/edits.js'
 import { useActions, useAppShallow } from '../store/hooks.js'
 import { ReviewDialog } from './ReviewDialog.js'
@@ -55,6 +55,19 @@ export function EditsPanel(): ReactNode {
         <button type="button" className="btn btn-small" aria-expanded={form === 'add'} onClick={() => toggle('add')}>Add bitmap…</button>
         <button type="button" className="btn btn-small" aria-expanded={form === 'repair'} onClick={() => toggle('repair')}>Repair…</button>
       </fieldset>
+
+      {inUse && b && (
+        <div className="callout callout-warn small in-use-help" data-testid="in-use-help">
+          <strong><span className="mono">{b.name}</span> is in use:</strong> QEMU refuses it, and its stored bits are stale (from its last
+          {' '}clean save). What clearing in_use does to the <em>next incremental backup</em> from it:
+          <ul>
+            {(['keep', 'dirty', 'empty'] as const).map((m) => (
+              <li key={m}><strong>{m === 'dirty' ? 'Mark all dirty' : m === 'empty' ? 'Empty' : 'Keep'}</strong>: {CLEAR_IN_USE_NEXT_BACKUP[m]}</li>
+            ))}
+          </ul>
+          To see what &quot;Keep&quot; would miss, compare it with a consistent bitmap under Compare bitmaps (e.g. B ∖ {b.name}).
+        </div>
+      )}
 
       {!disabled && form && (
         <div className="edit-form">

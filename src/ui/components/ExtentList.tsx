@@ -4,7 +4,7 @@
  */
 import { useVirtualizer } from '@tanstack/react-virtual'
 import { useEffect, useRef, type ReactNode } from 'react'
-import type { Extent } from '../../worker/api.js'
+import type { Extent, SplitRow } from '../../worker/api.js'
 import { download, exportName } from '../download.js'
 import { exact, hex, humanBytes } from '../format.js'
 import { EXTENT_PAGE } from '../store/app-store.js'
@@ -14,8 +14,9 @@ const ROW_PX = 24
 const MAX_LIST_PX = 360
 
 export function ExtentList(): ReactNode {
-  const { image, extents, pages, mode, selected, focus, stats } = useAppShallow((s) => ({
+  const { image, extents, pages, mode, selected, focus, stats, splits } = useAppShallow((s) => ({
     image: s.image, extents: s.extents, pages: s.extentPages, mode: s.extentMode, selected: s.selected, focus: s.focus, stats: s.stats,
+    splits: s.extentSplits,
   }))
   const actions = useActions()
   const scrollRef = useRef<HTMLDivElement>(null)
@@ -59,6 +60,12 @@ export function ExtentList(): ReactNode {
     return pages[`${extents.bitmapIndex}:${Math.floor(g / EXTENT_PAGE)}`]?.[g % EXTENT_PAGE]
   }
 
+  function splitAt(i: number): SplitRow | undefined {
+    if (!extents) return undefined
+    const g = extents.first + i
+    return splits[`${extents.bitmapIndex}:${Math.floor(g / EXTENT_PAGE)}`]?.[g % EXTENT_PAGE]
+  }
+
   return (
     <section className="panel extents-panel" aria-labelledby="extents-h">
       <div className="panel-head">
@@ -88,6 +95,7 @@ export function ExtentList(): ReactNode {
       </div>
       <div className="extent-head small" aria-hidden="true">
         <span>#</span><span>Offset</span><span>End</span><span className="num">Length</span><span className="num">Bytes</span>
+        <span title="How the extent's bytes read: allocated data / reads as zero / unallocated">Data · zero · unallocated</span>
       </div>
       <div ref={scrollRef} className="extent-scroll" role="list" aria-label="Dirty extents" data-testid="extent-list"
         style={{ height: Math.min(MAX_LIST_PX, Math.max(2 * ROW_PX, count * ROW_PX + 2)) }}>
@@ -112,6 +120,7 @@ export function ExtentList(): ReactNode {
                     <span className="mono">{hex(x.offset + x.length)}</span>
                     <span className="num">{humanBytes(x.length)}</span>
                     <span className="num mono muted">{exact(x.length)}</span>
+                    <SplitCell split={splitAt(it.index)} length={x.length} />
                   </button>
                 ) : (
                   <span className="extent-row placeholder muted">{n + 1} …</span>
@@ -123,5 +132,26 @@ export function ExtentList(): ReactNode {
         {extents && count === 0 && <p className="empty-note">{mode === 'view' ? 'No dirty extents in view.' : 'The bitmap is clean: no dirty extents.'}</p>}
       </div>
     </section>
+  )
+}
+
+/** An extent's allocation split: a small stacked bar and the bytes in words. */
+export function SplitCell({ split, length }: { split: SplitRow | undefined; length: number }): ReactNode {
+  if (!split) return <span className="split-cell muted">…</span>
+  const pct = (n: number): string => `${(n / Math.max(1, length)) * 100}%`
+  const words = [
+    split.data > 0 ? `${humanBytes(split.data)} data` : null,
+    split.zero > 0 ? `${humanBytes(split.zero)} zero` : null,
+    split.unallocated > 0 ? `${humanBytes(split.unallocated)} unallocated` : null,
+  ].filter(Boolean).join(' · ')
+  return (
+    <span className="split-cell" data-data={split.data} data-zero={split.zero} data-unallocated={split.unallocated}>
+      <span className="split-bar" aria-hidden="true">
+        <span className="split-data" style={{ width: pct(split.data) }} />
+        <span className="split-zero" style={{ width: pct(split.zero) }} />
+        <span className="split-unalloc" style={{ width: pct(split.unallocated) }} />
+      </span>
+      <span className="small">{words}</span>
+    </span>
   )
 }

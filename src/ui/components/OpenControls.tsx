@@ -18,8 +18,8 @@ export function OpenControls({ big = false }: { big?: boolean }): ReactNode {
 
   async function pick(): Promise<void> {
     try {
-      const [handle] = await window.showOpenFilePicker!({ types: PICKER_TYPES, excludeAcceptAllOption: false, id: 'qbm-open' })
-      if (handle) await actions.open({ kind: 'handle', handle }, 'picker')
+      const handles = await window.showOpenFilePicker!({ types: PICKER_TYPES, excludeAcceptAllOption: false, id: 'qbm-open', multiple: true })
+      if (handles.length > 0) await actions.openMany(handles.map((handle) => ({ kind: 'handle' as const, handle })), 'picker')
     } catch (e) {
       if ((e as DOMException).name !== 'AbortError') actions.showError('Choosing a file', e)
     }
@@ -39,10 +39,11 @@ export function OpenControls({ big = false }: { big?: boolean }): ReactNode {
             id={inputId}
             ref={inputRef}
             type="file"
+            multiple
             accept=".qcow2,.qcow,.img,application/octet-stream"
             onChange={(e) => {
-              const file = e.currentTarget.files?.[0]
-              if (file) void actions.open({ kind: 'file', file }, 'input')
+              const files = [...(e.currentTarget.files ?? [])]
+              if (files.length > 0) void actions.openMany(files.map((file) => ({ kind: 'file' as const, file })), 'input')
               e.currentTarget.value = ''
             }}
           />

@@ -7,11 +7,14 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState, type ReactNo
 import type { BitmapSummary } from '../../worker/api.js'
 import { download, exportName } from '../download.js'
 import { exact, hex, humanBytes, percent, preciseBytes } from '../format.js'
+import type { OverlayData } from '../store/analysis.js'
 import type { HeatData, HeatSlot } from '../store/app-store.js'
 import { useActions, useApp, useAppShallow, useStoreApi } from '../store/hooks.js'
 import { cssVar, useTheme } from '../theme.js'
-import { LEGEND_STOPS, cssColor, heatColor, rampPosition, type Rgb, type Theme } from './colors.js'
-import { paint } from './draw.js'
+import {
+  LEGEND_STOPS, OVERLAY_KINDS, OVERLAY_LABEL, cssColor, heatColor, layerColor, overlayColor, rampPosition, type Rgb, type Theme,
+} from './colors.js'
+import { dominantLayer, hatch, paint, paintOverlay } from './draw.js'
 import {
   type View, cellAtX, cellOfOffset, cellRange, offsetToX, rulerTicks, viewSpan, xToOffset, zoomFactor,
 } from './geometry.js'
@@ -20,7 +23,7 @@ const ROW_HEIGHT = 56
 const ZOOM_STEP = 0.5
 
 interface Hover {
-  slot: HeatSlot
+  slot: HeatSlot | 'layers'
   x: number
 }
 
@@ -36,8 +39,9 @@ function sameView(a: View, b: View): boolean {
 }
 
 export function HeatmapPanel(): ReactNode {
-  const { image, view, selected, compare, heat, focus, stats } = useAppShallow((s) => ({
+  const { image, view, selected, compare, heat, focus, stats, mode, overlay } = useAppShallow((s) => ({
     image: s.image, view: s.view, selected: s.selected, compare: s.compare, heat: s.heat, focus: s.focus, stats: s.stats,
+    mode: s.heatMode, overlay: s.overlay,
   }))
   const actions = useActions()
   const storeApi = useStoreApi()
@@ -103,7 +107,7 @@ export function HeatmapPanel(): ReactNode {
     const el = areaRef.current
     if (!el) return
     const rect = el.getBoundingClientRect()
-    const slot = (e.target as HTMLElement).closest('[data-slot]')?.getAttribute('data-slot') as HeatSlot | null
+    const slot = (e.target as HTMLElement).closest('[data-slot]')?.getAttribute('data-slot') as Hover['slot'] | null
     setHover(slot ? { slot, x: e.clientX - rect.left } : null)
     if (pointers.current.has(e.pointerId)) pointers.current.set(e.pointerId, e.clientX)
     const p = pinch.current
@@ -184,7 +188,11 @@ export function HeatmapPanel(): ReactNode {
     })
   }
 
-  const hoverInfo = hover && width > 0 ? describeHover(hover, hover.slot === 'primary' ? heat.primary : heat.compare, view, width, disk) : null
+  const hoverInfo = hover && width > 0 && hover.slot !== 'layers' ? describeHover(hover, hover.slot === 'primary' ? heat.primary : heat.compare, view, width, disk) : null
+  const usableOverlay = mode === 'allocation' && overlay && primary && overlay.bitmapIndex === primary.index ? overlay : null
+  const split = hover && width > 0 && usableOverlay && hover.slot !== 'compare' ? describeOverlay(hover.x, usableOverlay, view, width, disk) : null
+  const showLayers = usableOverlay !== null && usableOverlay.layerNames.length > 1
+  const rowsShown = 1 + (second ? 1 : 0) + (showLayers ? 1 : 0)
 
   return (
     <section className="panel heatmap-panel" aria-labelledby="heatmap-h">
@@ -193,6 +201,18 @@ export function HeatmapPanel(): ReactNode {
           Heatmap {primary && <span className="mono">{primary.name}</span>}
         </h2>
         <div className="toolbar" role="toolbar" aria-label="Heatmap controls">
+          <fieldset className="segmented">
+            <legend className="visually-hidden">Heatmap shows</legend>
+            <label className={mode === 'dirty' ? 'on' : undefined}>
+              <input type="radio" name="heat-mode" checked={mode === 'dirty'} onChange={() => actions.setHeatMode('dirty')} />
+              Dirty
+            </label>
+            <label className={mode === 'allocation' ? 'on' : undefined} title="Colour the dirty bytes by how they read: allocated data, zero, or unallocated">
+              <input type="radio" name="heat-mode" checked={mode === 'allocation'} onChange={() => actions.setHeatMode('allocation')} />
+              Dirty × allocation
+            </label>
+          </fieldset>
+          <span className="sep" />
           <label className="inline-field">
             Compare with
             <select value={compare ?? ''} onChange={(e) => actions.setCompare(e.target.value === '' ? null : Number(e.target.value))}>
@@ -233,13 +253,41 @@ export function HeatmapPanel(): ReactNode {
       >
         <Ruler view={view} width={width} />
         {primary && (
-          <HeatRow slot="primary" b={primary} heat={heat.primary} view={view} disk={disk} width={width} theme={theme} scanning={stats[primary.index]?.scan.status} />
+          <HeatRow slot="primary" b={primary} heat={heat.primary} view={view} disk={disk} width={width} theme={theme} scanning={stats[primary.index]?.scan.status}
+            overlay={mode === 'allocation' ? usableOverlay ?? 'pending' : null} />
         )}
+        {showLayers && <LayerRow overlay={usableOverlay} view={view} disk={disk} width={width} theme={theme} />}
         {second && (
           <HeatRow slot="compare" b={second} heat={heat.compare} view={view} disk={disk} width={width} theme={theme} scanning={stats[second.index]?.scan.status} />
         )}
-        {focus && width > 0 && <FocusMark offset={focus.offset} length={focus.length} view={view} width={width} rows={second ? 2 : 1} />}
-        {hover && hoverInfo && (
+        {focus && width > 0 && <FocusMark offset={focus.offset} length={focus.length} view={view} width={width} rows={rowsShown} />}
+        {hover && split && (
+          <div
+            className="heat-tooltip"
+            role="tooltip"
+            data-testid="overlay-tooltip"
+            data-offset={split.offset}
+            data-length={split.length}
+            data-dirty-data={split.dirtyData}
+            data-dirty-zero={split.dirtyZero}
+            data-dirty-unallocated={split.dirtyUnallocated}
+            data-clean-data={split.cleanData}
+            style={{ left: Math.min(Math.max(0, hover.x + 12), Math.max(0, width - 320)), top: 26 }}
+          >
+            <div className="mono">{hex(split.offset)} – {hex(split.offset + split.length - 1)}</div>
+            <div className="muted">{preciseBytes(split.offset)} – {preciseBytes(split.offset + split.length)} · {humanBytes(split.length)}</div>
+            {OVERLAY_KINDS.map((k) => (
+              <div key={k} className="split-line">
+                <span className="swatch" style={{ background: cssColor(overlayColor(k, theme)) }} />
+                {OVERLAY_LABEL[k]} <strong>{humanBytes(split[k])}</strong> <span className="mono muted">({exact(split[k])})</span>
+              </div>
+            ))}
+            {split.layers.length > 1 && (
+              <div className="muted">allocated by: {split.layers.map((n, d) => n > 0 ? `${usableOverlay!.layerNames[d] ?? `layer ${d}`} ${humanBytes(n)}` : null).filter(Boolean).join(' · ') || 'no layer'}</div>
+            )}
+          </div>
+        )}
+        {hover && hoverInfo && !split && (
           <div
             className="heat-tooltip"
             role="tooltip"
@@ -258,7 +306,15 @@ export function HeatmapPanel(): ReactNode {
         )}
         {hover && width > 0 && <div className="heat-hairline" style={{ left: hover.x }} />}
       </div>
-      <Legend theme={theme} />
+      {mode === 'allocation'
+        ? <OverlayLegend theme={theme} overlay={usableOverlay} view={view} disk={disk} />
+        : <Legend theme={theme} />}
+      {primary?.status === 'in-use' && (
+        <p className="small stale-note" data-testid="stale-note">
+          <span className="stale-swatch" aria-hidden="true" /> Striped: <span className="mono">{primary.name}</span> is marked in use, so these are its
+          {' '}stored bits from its last clean save (stale). Writes since then are not in them. Compare it with another bitmap below, and see Changes → Clear in_use for what to do.
+        </p>
+      )}
     </section>
   )
 }
@@ -294,11 +350,14 @@ function Ruler({ view, width }: { view: View; width: number }): ReactNode {
   )
 }
 
-function HeatRow({ slot, b, heat, view, disk, width, theme, scanning }: {
+function HeatRow({ slot, b, heat, view, disk, width, theme, scanning, overlay = null }: {
   slot: HeatSlot; b: BitmapSummary; heat: HeatData | null; view: View; disk: number; width: number; theme: Theme; scanning: string | undefined
+  /** draw the dirty × allocation overlay instead ('pending': not computed yet) */
+  overlay?: OverlayData | 'pending' | null
 }): ReactNode {
   const canvasRef = useRef<HTMLCanvasElement>(null)
   const usable = heat && heat.bitmapIndex === b.index ? heat : null
+  const stale = b.status === 'in-use'
   useEffect(() => {
     const c = canvasRef.current
     if (!c || width <= 0) return
@@ -312,19 +371,26 @@ function HeatRow({ slot, b, heat, view, disk, width, theme, scanning }: {
     const img = ctx.createImageData(w, h)
     const missing = parseRgb(cssVar('--heat-missing', ''), theme === 'dark' ? [0x1a, 0x1e, 0x24] : [0xf3, 0xf4, 0xf6])
     const gap = parseRgb(cssVar('--panel', ''), theme === 'dark' ? [0x16, 0x1a, 0x20] : [0xff, 0xff, 0xff])
-    paint(img.data, w, h, usable, view, disk, theme, missing, gap)
+    if (overlay) paintOverlay(img.data, w, h, overlay === 'pending' ? null : overlay, view, disk, theme, missing)
+    else paint(img.data, w, h, usable, view, disk, theme, missing, gap)
+    if (stale) hatch(img.data, w, h, theme === 'dark' ? [0x0e, 0x11, 0x15] : [0xff, 0xff, 0xff], 0.55)
     ctx.putImageData(img, 0, 0)
-  }, [usable, view, disk, width, theme])
+  }, [usable, view, disk, width, theme, overlay, stale])
 
   const dirtyCells = usable ? usable.counts.reduce((n, x) => n + (x > 0 ? 1 : 0), 0) : 0
-  const label = usable
-    ? `Heatmap of bitmap ${b.name} from ${hex(view.start)} to ${hex(view.end)}: ${dirtyCells} of ${usable.cells} cells hold dirty data.`
-    : `Heatmap of bitmap ${b.name}: ${scanning === 'scanning' ? 'reading its data' : 'no data yet'}.`
+  const label = overlay && overlay !== 'pending'
+    ? `Dirty × allocation of bitmap ${b.name} from ${hex(view.start)} to ${hex(view.end)}${stale ? ' (stale: in use)' : ''}: each column stacks dirty data, dirty zero and dirty unallocated bytes.`
+    : overlay === 'pending'
+      ? `Dirty × allocation of bitmap ${b.name}: computing.`
+      : usable
+        ? `Heatmap of bitmap ${b.name} from ${hex(view.start)} to ${hex(view.end)}${stale ? ' (stale: in use)' : ''}: ${dirtyCells} of ${usable.cells} cells hold dirty data.`
+        : `Heatmap of bitmap ${b.name}: ${scanning === 'scanning' ? 'reading its data' : 'no data yet'}.`
   return (
-    <div className="heat-row" data-slot={slot}>
+    <div className={stale ? 'heat-row heat-row-stale' : 'heat-row'} data-slot={slot} data-stale={stale ? 'true' : undefined}>
       <div className="heat-row-label small">
         <span className={slot === 'primary' ? 'slot-tag' : 'slot-tag slot-tag-compare'}>{slot === 'primary' ? 'A' : 'B'}</span>
         <span className="mono">{b.name}</span>
+        {stale && <span className="badge badge-in-use" title="in_use is set: these are the bits stored at its last clean save">stale</span>}
         {!usable && <span className="muted"> · {scanning === 'scanning' ? 'reading…' : scanning === 'error' ? 'unreadable' : scanning === 'cancelled' ? 'not read' : 'waiting…'}</span>}
       </div>
       <canvas ref={canvasRef} className="heat-canvas" style={{ height: ROW_HEIGHT }} role="img" aria-label={label} data-testid={`heat-canvas-${slot}`} />
@@ -357,6 +423,98 @@ function Legend({ theme }: { theme: Theme }): ReactNode {
         ))}
       </span>
       <span className="muted">of each cell dirty</span>
+    </div>
+  )
+}
+
+/** Under the overlay: which layer of the backing chain each column's allocation comes from. */
+function LayerRow({ overlay, view, disk, width, theme }: { overlay: OverlayData; view: View; disk: number; width: number; theme: Theme }): ReactNode {
+  const canvasRef = useRef<HTMLCanvasElement>(null)
+  const h = 18
+  useEffect(() => {
+    const c = canvasRef.current
+    if (!c || width <= 0) return
+    const dpr = window.devicePixelRatio || 1
+    const w = Math.max(1, Math.round(width * dpr))
+    const hh = Math.round(h * dpr)
+    if (c.width !== w) c.width = w
+    if (c.height !== hh) c.height = hh
+    const ctx = c.getContext('2d')
+    if (!ctx) return
+    const img = ctx.createImageData(w, hh)
+    const best = dominantLayer(overlay, view, w, disk)
+    const none = heatColor(0, theme)
+    for (let x = 0; x < w; x++) {
+      const col = best[x]! < 0 ? none : layerColor(best[x]!, theme)
+      for (let y = 0; y < hh; y++) {
+        const i = (y * w + x) * 4
+        img.data[i] = col[0]; img.data[i + 1] = col[1]; img.data[i + 2] = col[2]; img.data[i + 3] = 255
+      }
+    }
+    ctx.putImageData(img, 0, 0)
+  }, [overlay, view, disk, width, theme])
+  return (
+    <div className="heat-row" data-slot="layers">
+      <div className="heat-row-label small">
+        <span className="muted">allocation from:</span>
+        {overlay.layerNames.map((n, d) => (
+          <span key={n} className="layer-key"><span className="swatch" style={{ background: cssColor(layerColor(d, theme)) }} /><span className="mono">{n}</span></span>
+        ))}
+      </div>
+      <canvas ref={canvasRef} className="heat-canvas" style={{ height: h }} role="img" data-testid="heat-canvas-layers"
+        aria-label={`Which layer of the backing chain (${overlay.layerNames.join(' → ')}) allocates each region`} />
+    </div>
+  )
+}
+
+/** The overlay cell under pixel x: its range and bytes per category (and per layer). */
+function describeOverlay(x: number, o: OverlayData, view: View, width: number, disk: number): null | {
+  offset: number; length: number; dirtyData: number; dirtyZero: number; dirtyUnallocated: number; cleanData: number; layers: number[]
+} {
+  if (!sameView(o.forView, view)) return null
+  const i = sameView(o.view, view) ? cellAtX(x, width, o.cells) : cellOfOffset(xToOffset(x, view, width), o.view, o.cells)
+  const r = cellRange(o.view, o.cells, i)
+  return {
+    offset: r.offset, length: Math.min(r.offset + r.length, disk) - r.offset,
+    dirtyData: o.dirtyData[i] ?? 0, dirtyZero: o.dirtyZero[i] ?? 0, dirtyUnallocated: o.dirtyUnallocated[i] ?? 0, cleanData: o.cleanData[i] ?? 0,
+    layers: o.layers.map((l) => l[i] ?? 0),
+  }
+}
+
+function sum(a: Float64Array, from = 0, to = a.length): number {
+  let s = 0
+  for (let i = from; i < to; i++) s += a[i]!
+  return s
+}
+
+/** Legend of the overlay, with its totals over the cells on screen. */
+function OverlayLegend({ theme, overlay, view, disk }: { theme: Theme; overlay: OverlayData | null; view: View; disk: number }): ReactNode {
+  // Totals over the cells that cover the view (the whole disk when the view is the whole disk).
+  let first = 0
+  let last = 0
+  if (overlay && sameView(overlay.forView, view)) {
+    first = cellOfOffset(view.start, overlay.view, overlay.cells)
+    last = cellOfOffset(Math.max(view.start, Math.min(view.end, disk) - 1), overlay.view, overlay.cells) + 1
+  }
+  const tot = overlay && last > first
+    ? { dirtyData: sum(overlay.dirtyData, first, last), dirtyZero: sum(overlay.dirtyZero, first, last), dirtyUnallocated: sum(overlay.dirtyUnallocated, first, last), cleanData: sum(overlay.cleanData, first, last) }
+    : null
+  return (
+    <div className="legend legend-overlay small" data-testid="overlay-totals"
+      {...(tot ? { 'data-dirty-data': tot.dirtyData, 'data-dirty-zero': tot.dirtyZero, 'data-dirty-unallocated': tot.dirtyUnallocated, 'data-clean-data': tot.cleanData } : {})}>
+      {OVERLAY_KINDS.map((k) => (
+        <span key={k} className="legend-item">
+          <span className="swatch" style={{ background: cssColor(overlayColor(k, theme)) }} />
+          {OVERLAY_LABEL[k]}{tot && <> <strong>{humanBytes(tot[k])}</strong></>}
+        </span>
+      ))}
+      <span className="legend-item">
+        <span className="swatch" style={{ background: cssColor(heatColor(0, theme)) }} />
+        clean, unallocated or zero
+      </span>
+      <span className="muted">{tot ? (sameView(view, { start: 0, end: disk }) ? 'whole disk' : 'in view') : 'computing…'}
+        {overlay?.backingMissing !== undefined && <> · backing file <span className="mono">{overlay.backingMissing}</span> is not open: what it holds counts as unallocated (drop it together with this image)</>}
+      </span>
     </div>
   )
 }

@@ -51,3 +51,35 @@ export function cssColor(c: Rgb): string {
 
 /** Fractions labelled on the legend. */
 export const LEGEND_STOPS = [0.01, 0.1, 0.25, 0.5, 1] as const
+
+/** The dirty × allocation overlay's categories, in drawing order (bottom first). */
+export type OverlayKind = 'dirtyData' | 'dirtyZero' | 'dirtyUnallocated' | 'cleanData'
+
+export const OVERLAY_KINDS: readonly OverlayKind[] = ['dirtyData', 'dirtyZero', 'dirtyUnallocated', 'cleanData']
+
+export const OVERLAY_LABEL: Record<OverlayKind, string> = {
+  dirtyData: 'dirty and data',
+  dirtyZero: 'dirty but reads as zero',
+  dirtyUnallocated: 'dirty but unallocated',
+  cleanData: 'clean, allocated data',
+}
+
+const OVERLAY_PALETTES: Record<Theme, Record<OverlayKind, Rgb>> = {
+  light: { dirtyData: [0xc2, 0x41, 0x0c], dirtyZero: [0x1d, 0x5f, 0xd6], dirtyUnallocated: [0x8b, 0x3f, 0xc8], cleanData: [0xc3, 0xcc, 0xd6] },
+  dark: { dirtyData: [0xff, 0x8c, 0x42], dirtyZero: [0x5a, 0xa2, 0xff], dirtyUnallocated: [0xc0, 0x8b, 0xff], cleanData: [0x3a, 0x44, 0x50] },
+}
+
+export function overlayColor(kind: OverlayKind, theme: Theme): Rgb {
+  return OVERLAY_PALETTES[theme][kind]
+}
+
+/** Colours of the backing-chain layers (depth 0 = the image itself). */
+const LAYER_COLORS: Record<Theme, readonly Rgb[]> = {
+  light: [[0x0b, 0x5f, 0xc4], [0x15, 0x8a, 0x4a], [0xb8, 0x7a, 0x00], [0x9c, 0x36, 0xb5], [0x5c, 0x67, 0x73]],
+  dark: [[0x5a, 0xa2, 0xff], [0x5f, 0xd0, 0x8a], [0xf2, 0xc0, 0x63], [0xd0, 0x8b, 0xf0], [0x9a, 0xa5, 0xb1]],
+}
+
+export function layerColor(depth: number, theme: Theme): Rgb {
+  const l = LAYER_COLORS[theme]
+  return l[Math.min(depth, l.length - 1)]!
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { heatColor } from './colors.js'
-import { cellEdges, columnFractions, paint } from './draw.js'
+import { heatColor, overlayColor } from './colors.js'
+import { cellEdges, columnFractions, overlayColumns, paint, paintOverlay } from './draw.js'
 
 const heat = { view: { start: 0, end: 1000 }, cells: 10, counts: new Float64Array([0, 100, 50, 0, 0, 0, 0, 0, 0, 100]) }
 
@@ -39,5 +39,40 @@ describe('painting cells', () => {
     expect([...px.subarray(2 * 4, 2 * 4 + 3)]).toEqual([...full])
     expect([...px.subarray(2 * 20 * 4 + 2 * 4, 2 * 20 * 4 + 2 * 4 + 3)]).toEqual([...full])
     expect([...px.subarray(0, 3)]).toEqual([...heatColor(0, 'light')])
+  })
+})
+
+describe('overlay drawing', () => {
+  const view = { start: 0, end: 4096 }
+  const o = {
+    view, cells: 4,
+    dirtyData: new Float64Array([1024, 0, 0, 512]),
+    dirtyZero: new Float64Array([0, 1024, 0, 0]),
+    dirtyUnallocated: new Float64Array([0, 0, 0, 256]),
+    cleanData: new Float64Array([0, 0, 1024, 0]),
+  }
+  it('sums each category per column: one cell per column, or several cells in one', () => {
+    const one = overlayColumns(o, view, 4)
+    expect([...one.bytes]).toEqual([1024, 1024, 1024, 1024])
+    expect([...one.sums.dirtyData]).toEqual([1024, 0, 0, 512])
+    expect([...one.sums.dirtyUnallocated]).toEqual([0, 0, 0, 256])
+    const two = overlayColumns(o, view, 2)
+    expect([...two.bytes]).toEqual([2048, 2048])
+    expect([...two.sums.dirtyData]).toEqual([1024, 512])
+    expect([...two.sums.dirtyZero]).toEqual([1024, 0])
+    expect([...two.sums.cleanData]).toEqual([0, 1024])
+  })
+  it('paints a fully dirty-data column in the data colour top to bottom, and the zero column in its own', () => {
+    const w = 4, h = 10
+    const px = new Uint8ClampedArray(w * h * 4)
+    paintOverlay(px, w, h, o, view, 4096, 'light', [1, 2, 3])
+    const at = (x: number, y: number): number[] => [...px.slice((y * w + x) * 4, (y * w + x) * 4 + 3)]
+    const data = [...overlayColor('dirtyData', 'light')]
+    const zero = [...overlayColor('dirtyZero', 'light')]
+    for (let y = 0; y < h; y++) expect(at(0, y)).toEqual(data)
+    for (let y = 0; y < h; y++) expect(at(1, y)).toEqual(zero)
+    expect(at(2, 0)).toEqual([...overlayColor('cleanData', 'light')]) // clean allocated: faint, whole height
+    expect(at(3, h - 1)).toEqual(data) // partly dirty: data at the bottom
+    expect(at(3, 0)).toEqual([...heatColor(0, 'light')]) // clean, unallocated above
   })
 })

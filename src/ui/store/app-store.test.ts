@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from 'vitest'
 import type {
-  BitmapSummary, CommitProgressFn, EngineClient, Extent, ExtentWindow, ImageSummary, OpenResult, OpenSource, PlanRequest,
-  PlanReview, ProgressFn, ScanResult,
+  AlgebraResult, BitmapRef, BitmapSummary, CheckpointFile, CheckpointView, CommitProgressFn, EngineClient, Estimate, Extent,
+  ExtentWindow, ImageSummary, OpenResult, OpenSetResult, OpenSource, OverlayResult, PlanRequest, PlanReview, ProgressFn,
+  ScanResult, SetOp, SplitRow,
 } from '../../worker/api.js'
 import { cellsFor } from '../heatmap/geometry.js'
 import type { RecentEntry, RecentFiles } from '../recent.js'
@@ -153,6 +154,71 @@ class FakeClient implements EngineClient {
   }
 
   dispose(): void {}
+
+  // ---- analysis (issue 6) ----
+  openSetResult: OpenSetResult | undefined
+  async openSet(sources: OpenSource[]): Promise<OpenSetResult> {
+    this.calls.push(`openSet ${sources.length}`)
+    if (!this.openSetResult) throw new Error('no open set in this fake')
+    return this.openSetResult
+  }
+
+  async activate(id: number): Promise<OpenResult> {
+    this.calls.push(`activate ${id}`)
+    const e = this.openSetResult?.images.find((x) => x.id === id)
+    if (!e) throw new Error(`no image ${id}`)
+    return e.result
+  }
+
+  async overlay(i: number, start: number, end: number, cells: number): Promise<OverlayResult> {
+    this.calls.push(`overlay ${i} ${start} ${end} ${cells}`)
+    const z = (): Float64Array => new Float64Array(cells)
+    const dirtyData = z()
+    dirtyData[0] = 4096
+    return { dirtyData, dirtyZero: z(), dirtyUnallocated: z(), cleanData: z(), layers: [z()], layerNames: ['disk.qcow2'] }
+  }
+
+  async extentSplits(i: number, first: number, count: number): Promise<SplitRow[]> {
+    this.calls.push(`split ${i} ${first}`)
+    const n = Math.max(0, Math.min(count, (this.extentCount[i] ?? 0) - first))
+    return Array.from({ length: n }, () => ({ data: 65536, zero: 0, unallocated: 0 }))
+  }
+
+  async estimate(i: number): Promise<Estimate> {
+    this.calls.push(`estimate ${i}`)
+    const d = (this.extentCount[i] ?? 0) * 65536
+    return { bitmapIndex: i, dirtyBytes: d, dataBytes: d, zeroBytes: 0, unallocatedBytes: 0, layerNames: ['disk.qcow2'] }
+  }
+
+  algebraExtents: Extent[] = [{ offset: 0, length: 65536 }, { offset: 2 * MiB, length: 65536 }]
+  async algebra(a: BitmapRef, b: BitmapRef, op: SetOp): Promise<AlgebraResult> {
+    this.calls.push(`algebra ${a.image}:${a.bitmap} ${op} ${b.image}:${b.bitmap}`)
+    return { id: 7, extentCount: this.algebraExtents.length, dirtyBytes: this.algebraExtents.reduce((n, e) => n + e.length, 0) }
+  }
+
+  async algebraHeat(id: number, start: number, end: number, cells: number): Promise<Float64Array> {
+    this.calls.push(`alg-heat ${id} ${start} ${end} ${cells}`)
+    return new Float64Array(cells)
+  }
+
+  async algebraPage(id: number, first: number, count: number): Promise<Extent[]> {
+    this.calls.push(`alg-page ${id} ${first}`)
+    return this.algebraExtents.slice(first, first + count)
+  }
+
+  async algebraWindow(id: number, from: number, to: number): Promise<ExtentWindow> {
+    this.calls.push(`alg-window ${id} ${from} ${to}`)
+    return { first: 0, count: this.algebraExtents.filter((e) => e.offset < to && e.offset + e.length > from).length }
+  }
+
+  async dropAlgebra(id: number): Promise<void> {
+    this.calls.push(`alg-drop ${id}`)
+  }
+
+  async checkpoints(files: CheckpointFile[]): Promise<CheckpointView> {
+    this.calls.push(`checkpoints ${files.length}`)
+    return { errors: [], checkpoints: [], disks: [] }
+  }
 }
 
 async function settle(): Promise<void> {
@@ -584,5 +650,91 @@ describe('table, SHA-256, pending changes and recent files', () => {
     expect(store.getState().error?.info.code).toBe('NotAllowedError')
     await store.getState().openRecent(entry, async () => true)
     expect(client.calls[0]).toBe('open handle')
+  })
+})
+
+describe('backup analysis (issue 6)', () => {
+  it('fetches the overlay only in allocation mode, for the same cells as the heatmap, and the estimate after the first heatmap', async () => {
+    const { store, client } = make()
+    await store.getState().open(demo, 'demo')
+    await settle()
+    expect(client.calls.some((c) => c.startsWith('overlay'))).toBe(false)
+    expect(client.calls).toContain('estimate 0')
+    expect(store.getState().estimates[0]).toMatchObject({ status: 'done', estimate: { dirtyBytes: 3 * 65536 } })
+    store.getState().setHeatMode('allocation')
+    await settle()
+    const heat = client.calls.filter((c) => c.startsWith('heatmap 0')).at(-1)!.split(' ').slice(2)
+    const ov = client.calls.filter((c) => c.startsWith('overlay 0')).at(-1)!.split(' ').slice(2)
+    expect(ov).toEqual(heat)
+    expect(store.getState().overlay?.bitmapIndex).toBe(0)
+    // zooming refetches the overlay for the new view
+    const before = client.calls.filter((c) => c.startsWith('overlay')).length
+    store.getState().zoom(0.25)
+    await settle()
+    expect(client.calls.filter((c) => c.startsWith('overlay')).length).toBe(before + 1)
+    expect(store.getState().overlay?.forView).toEqual(store.getState().view)
+  })
+
+  it('annotates each extent page with its allocation split', async () => {
+    const { store, client } = make()
+    await store.getState().open(demo, 'demo')
+    await settle()
+    store.getState().ensureExtents(0, 2)
+    await settle()
+    expect(client.calls).toContain('split 0 0')
+    expect(store.getState().extentSplits['0:0']).toHaveLength(3)
+  })
+
+  it('computes A op B in the worker, pages its extents, and stages a union as add + merge + merge', async () => {
+    const { store, client } = make()
+    await store.getState().open(demo, 'demo')
+    await settle()
+    await store.getState().runAlgebra({ image: 1, bitmap: 0 }, { image: 1, bitmap: 1 }, 'minus')
+    await settle()
+    let al = store.getState().algebra!
+    expect(client.calls).toContain('algebra 1:0 minus 1:1')
+    expect(al).toMatchObject({ status: 'done', aName: 'b0', bName: 'b1', result: { id: 7, extentCount: 2 } })
+    expect(al.heat?.forView).toEqual(store.getState().view)
+    expect(al.window).toEqual({ first: 0, count: 2 }) // the whole disk is in view
+    store.getState().ensureAlgebraExtents(0, 1)
+    await settle()
+    expect(store.getState().algebra!.pages[0]).toEqual(client.algebraExtents)
+    // not a union: nothing can be staged
+    expect(store.getState().stageAlgebraSave('x')).toBe(false)
+    expect(store.getState().pending).toEqual([])
+    await store.getState().runAlgebra({ image: 1, bitmap: 0 }, { image: 1, bitmap: 1 }, 'union')
+    await settle()
+    expect(client.calls).toContain('alg-drop 7') // the previous result is forgotten in the worker
+    expect(store.getState().stageAlgebraSave('both')).toBe(true)
+    expect(store.getState().pending.map((p) => p.kind)).toEqual(['add', 'merge', 'merge'])
+    expect(store.getState().pending[0]).toMatchObject({ kind: 'add', name: 'both', granularity: 65536 })
+    expect(store.getState().pending[1]).toMatchObject({ kind: 'merge', source: 'b0', target: 'both' })
+    expect(store.getState().pending[2]).toMatchObject({ kind: 'merge', source: 'b1', target: 'both' })
+    store.getState().closeAlgebra()
+    al = store.getState().algebra!
+    expect(al).toBeNull()
+  })
+
+  it('opens several images, shows the active one and switches between them', async () => {
+    const { store, client } = make()
+    const base = { name: 'base.qcow2', writable: false, summary: summary([bitmap(0, 'base-bm')]) }
+    const top = { name: 'top.qcow2', writable: false, summary: { ...summary([bitmap(0, 'top-bm')]), backingFile: 'base.qcow2' } }
+    client.openSetResult = { images: [{ id: 1, backingId: null, result: base }, { id: 2, backingId: 1, result: top }], activeId: 2 }
+    const file = (n: string): OpenSource => ({ kind: 'file', file: new File([], n) })
+    await store.getState().openMany([file('base.qcow2'), file('top.qcow2')], 'drop')
+    await settle()
+    expect(client.calls[0]).toBe('openSet 2')
+    expect(store.getState().image?.name).toBe('top.qcow2')
+    expect(store.getState().activeImageId).toBe(2)
+    expect(store.getState().images).toHaveLength(2)
+    await store.getState().activateImage(1)
+    await settle()
+    expect(client.calls).toContain('activate 1')
+    expect(store.getState().image?.name).toBe('base.qcow2')
+    expect(store.getState().image?.summary.bitmaps[0]?.name).toBe('base-bm')
+    // a single file goes through the plain open
+    await store.getState().openMany([file('one.qcow2')], 'drop')
+    expect(client.calls).toContain('open file')
+    expect(store.getState().images).toEqual([])
   })
 })

@@ -12,6 +12,7 @@ import {
   type View, clampView, fullView, heatRequest, panView, viewAround, viewSpan, zoomView,
 } from '../heatmap/geometry.js'
 import type { RecentEntry, RecentFiles } from '../recent.js'
+import { type AnalysisActions, type AnalysisState, createAnalysis, initialAnalysis } from './analysis.js'
 import { type EditSpec, type PendingEdit, toPlanRequest } from './edits.js'
 
 /** Extents per page fetched from the worker. */
@@ -42,7 +43,7 @@ export interface BitmapStats {
   sha: 'idle' | 'running' | 'done' | 'error'
 }
 
-export type JobKind = 'open' | 'scan' | 'sha256' | 'export' | 'plan' | 'commit'
+export type JobKind = 'open' | 'scan' | 'sha256' | 'export' | 'plan' | 'commit' | 'analysis'
 
 export interface Job {
   id: number
@@ -95,7 +96,7 @@ export interface AppError {
   info: ErrorInfo
 }
 
-export interface AppState {
+export interface AppState extends AnalysisState {
   image: OpenImage | null
   opening: string | null
   stats: Record<number, BitmapStats>
@@ -129,8 +130,10 @@ export interface AppState {
   firstHeatMs: number | null
 }
 
-export interface AppActions {
+export interface AppActions extends AnalysisActions {
   open(source: OpenSource, how: HowOpened): Promise<void>
+  /** Open several images at once (a backing chain, or images to compare). */
+  openMany(sources: OpenSource[], how: HowOpened): Promise<void>
   openDemo(url: string): Promise<void>
   openRecent(entry: RecentEntry, requestRead: (h: FileSystemFileHandle) => Promise<boolean>): Promise<void>
   loadRecent(): Promise<void>
@@ -218,6 +221,7 @@ function defaultMeasure(name: string, start: string, end: string): number | null
 }
 
 const initial = (editsAvailable: boolean): AppState => ({
+  ...initialAnalysis(),
   image: null,
   opening: null,
   stats: {},
@@ -262,6 +266,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
   let scanLoopGen = -1
   /** what the open image came from (the handle is needed to ask for write permission) */
   let currentSource: OpenSource | null = null
+  /** the sources of an open set, by image id */
+  const currentSources = new Map<number, OpenSource>()
 
   const store = createStore<AppState & AppActions>()((set, get) => {
     // ---- helpers -------------------------------------------------------------------------
@@ -310,6 +316,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
       refreshHeat('primary')
       refreshHeat('compare')
       if (get().extentMode === 'view') void refreshExtents()
+      analysis.refreshOverlay()
+      analysis.refreshAlgebra()
     }
 
     function slotBitmap(slot: HeatSlot): number | null {
@@ -348,6 +356,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
           ok = true
           const view = { start: req.start, end: req.end }
           set({ heat: { ...get().heat, [slot]: { bitmapIndex: index, forView, view, cells: req.cells, counts } } })
+          // After the first picture: the incremental-backup estimate of the shown bitmap.
+          if (slot === 'primary') analysis.maybeEstimate(index)
         },
         (e: unknown) => {
           if (gen !== generation || isAbort(e)) return
@@ -447,7 +457,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
         if (get().selected === index || get().compare === index) {
           refreshHeat(get().selected === index ? 'primary' : 'compare')
           if (get().compare === index && get().selected === index) refreshHeat('compare')
-          if (get().selected === index) void refreshExtents()
+          if (get().selected === index) { void refreshExtents(); analysis.refreshOverlay() }
         }
       } catch (e) {
         if (gen !== generation) return
@@ -487,18 +497,62 @@ export function createAppStore(deps: StoreDeps): AppStore {
         extentPages: {},
         focus: null,
         scansPaused: false,
+        overlay: null,
+        estimates: {},
+        extentSplits: {},
       })
       return first
     }
 
     function resetForImage(): Partial<AppState> {
       const keep = get()
-      return { ...initial(keep.editsAvailable), recent: keep.recent, heatWidth: keep.heatWidth, sort: keep.sort, extentMode: keep.extentMode }
+      return { ...initial(keep.editsAvailable), recent: keep.recent, heatWidth: keep.heatWidth, sort: keep.sort, extentMode: keep.extentMode, heatMode: keep.heatMode }
     }
+
+    /** Show another image of the open set (refused while edits for the shown one are pending). */
+    async function activate(id: number): Promise<void> {
+      const img = get().image
+      if (!img) return
+      if (get().pending.length > 0) {
+        fail('Switching images', { code: 'ConstraintError', message: 'The pending changes belong to the image shown: save or unstage them before showing another image.' })
+        return
+      }
+      const gen = ++generation
+      for (const c of controllers.values()) c.abort()
+      pagesLoading.clear()
+      try {
+        const r = await client.activate(id)
+        if (gen !== generation) return
+        const src = currentSources.get(id)
+        if (src) currentSource = src
+        set({ activeImageId: id, review: null })
+        showImage(r, img.how, { selected: null, compare: null, view: get().view })
+        void runScanQueue()
+        analysis.refreshAlgebra()
+        analysis.recheckCheckpoints()
+      } catch (e) {
+        if (gen === generation) fail('Switching images', e)
+      }
+    }
+
+    const analysis = createAnalysis({
+      get: () => get(),
+      set: (p) => set(p),
+      client,
+      generation: () => generation,
+      fail: (c, e) => fail(c, e),
+      isAbort,
+      errorInfo,
+      addPending: (e) => get().addPending(e),
+      activate,
+      startJob: (label) => { const { job, signal } = startJob('analysis', label); return { id: job.id, signal } },
+      endJob: (id) => endJob(id),
+    })
 
     // ---- actions -------------------------------------------------------------------------
     return {
       ...initial(deps.editsAvailable ?? false),
+      ...analysis.actions,
 
       async open(source, how) {
         const gen = ++generation
@@ -512,6 +566,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
           const r = await client.open(source, signal)
           if (gen !== generation) return
           currentSource = source
+          currentSources.clear()
           const first = showImage(r, how, null)
           set({ opening: null, firstHeatPending: first !== undefined })
           if (source.kind === 'handle' && deps.recent) {
@@ -522,6 +577,35 @@ export function createAppStore(deps: StoreDeps): AppStore {
           if (gen !== generation) return
           set({ opening: null })
           if (!isAbort(e)) fail(`Opening ${name}`, e)
+        } finally {
+          endJob(job.id)
+        }
+      },
+
+      async openMany(sources, how) {
+        if (sources.length === 1) return get().open(sources[0]!, how)
+        const gen = ++generation
+        mark(MARK_OPEN)
+        for (const c of controllers.values()) c.abort()
+        const label = `${sources.length} images`
+        pagesLoading.clear()
+        set({ ...resetForImage(), opening: label })
+        const { job, signal } = startJob('open', `Opening ${label}`)
+        try {
+          const r = await client.openSet(sources, signal)
+          if (gen !== generation) return
+          currentSources.clear()
+          sources.forEach((src, i) => currentSources.set(r.images[i]?.id ?? i + 1, src))
+          currentSource = currentSources.get(r.activeId) ?? null
+          const active = r.images.find((x) => x.id === r.activeId)!
+          set({ images: r.images, activeImageId: r.activeId })
+          const first = showImage(active.result, how, null)
+          set({ opening: null, firstHeatPending: first !== undefined })
+          void runScanQueue()
+        } catch (e) {
+          if (gen !== generation) return
+          set({ opening: null })
+          if (!isAbort(e)) fail(`Opening ${label}`, e)
         } finally {
           endJob(job.id)
         }
@@ -558,6 +642,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       async closeImage() {
         generation++
         currentSource = null
+        currentSources.clear()
         for (const c of controllers.values()) c.abort()
         set({ ...resetForImage() })
         await client.close().catch(() => undefined)
@@ -570,6 +655,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
         const v = get().view
         if (v) applyView(v)
         refreshHeat('primary')
+        analysis.refreshOverlay()
         void refreshExtents()
         if (get().stats[index]?.scan.status === 'idle') void runScanQueue()
       },
@@ -592,6 +678,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
         set({ heatWidth: w })
         refreshHeat('primary')
         refreshHeat('compare')
+        analysis.refreshOverlay()
+        analysis.refreshAlgebra()
       },
 
       setView(v) {
@@ -642,6 +730,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
           const key = `${index}:${p}`
           if (get().extentPages[key] || pagesLoading.has(key)) continue
           pagesLoading.add(key)
+          analysis.loadSplits(index, p, p * EXTENT_PAGE, EXTENT_PAGE)
           client.extentPage(index, p * EXTENT_PAGE, EXTENT_PAGE).then(
             (rows) => {
               if (gen !== generation) return
@@ -793,7 +882,11 @@ export function createAppStore(deps: StoreDeps): AppStore {
           })
           if (gen !== generation) return false
           generation++ // results computed for the old file are void
+          get().closeAlgebra()
+          const active = get().activeImageId
+          if (active !== null) set({ images: get().images.map((x) => (x.id === active ? { ...x, result: res } : x)) })
           showImage(res, img.how, keep)
+          analysis.recheckCheckpoints()
           set({ pending: [], review: null, notice: `Wrote ${r.plan.summary.length} change${r.plan.summary.length === 1 ? '' : 's'} to ${res.name}. It now holds ${res.summary.bitmaps.length} bitmap${res.summary.bitmaps.length === 1 ? '' : 's'}.` })
           void runScanQueue()
           return true

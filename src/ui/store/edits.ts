@@ -15,7 +15,8 @@ export type EditSpec =
   | { kind: 'enable'; name: string }
   | { kind: 'disable'; name: string }
   | { kind: 'clear'; name: string }
-  | { kind: 'merge'; source: string; target: string }
+  /** sourceImageId: the source bitmap is in another image of the open set */
+  | { kind: 'merge'; source: string; target: string; sourceImageId?: number }
   | { kind: 'rename'; name: string; newName: string }
   | { kind: 'repair'; mode: RepairMode }
 
@@ -27,9 +28,16 @@ export function defaultGranularity(clusterSize: number): number {
 }
 
 export const CLEAR_IN_USE_CONSEQUENCE: Record<ClearInUseMode, string> = {
-  keep: 'Keep its stored bits. Writes made while it was in use are NOT in them: an incremental backup from it can miss data.',
-  dirty: 'Mark every granule dirty. The next incremental backup copies the whole disk, but misses nothing.',
-  empty: 'Empty it. It records writes from now on only; the next backup must be a full one.',
+  keep: 'Keep its stored bits. Writes made while it was in use are NOT in them: the next incremental backup from it copies only the regions dirty at its last clean save and can silently miss data. Only if you know nothing was written since.',
+  dirty: 'Mark every granule dirty. The next incremental backup from it copies the whole disk (as big as a full backup), but misses nothing; after that, incrementals are small again.',
+  empty: 'Empty it. The next incremental backup from it copies nothing until new writes arrive, so it misses everything written before: take a full backup now and use this bitmap from then on.',
+}
+
+/** One line per mode for the note beside the clear-in-use controls: the effect on the next backup. */
+export const CLEAR_IN_USE_NEXT_BACKUP: Record<ClearInUseMode, string> = {
+  keep: 'copies only what was dirty at the last clean save: may miss data',
+  dirty: 'copies the whole disk: safe, as big as a full backup',
+  empty: 'copies nothing until new writes: take a full backup first',
 }
 
 export const REPAIR_CONSEQUENCE: Record<RepairMode, string> = {
@@ -54,7 +62,7 @@ export function describeEdit(e: EditSpec): string {
     case 'clear':
       return `Clear every dirty bit of '${e.name}'.`
     case 'merge':
-      return `Merge '${e.source}' into '${e.target}': every granule dirty in either becomes dirty in '${e.target}'.`
+      return `Merge '${e.source}'${e.sourceImageId !== undefined ? ' (from another open image)' : ''} into '${e.target}': every granule dirty in either becomes dirty in '${e.target}'.`
     case 'rename':
       return `Rename '${e.name}' to '${e.newName}'.`
     case 'repair':
@@ -79,7 +87,7 @@ export function toPlanRequest(pending: readonly EditSpec[], force: boolean): Pla
         case 'enable': return { op: 'enable' as const, name: e.name }
         case 'disable': return { op: 'disable' as const, name: e.name }
         case 'clear': return { op: 'clear' as const, name: e.name }
-        case 'merge': return { op: 'merge' as const, name: e.target, source: e.source }
+        case 'merge': return { op: 'merge' as const, name: e.target, source: e.source, ...(e.sourceImageId !== undefined ? { sourceImageId: e.sourceImageId } : {}) }
         case 'rename': return { op: 'rename' as const, name: e.name, newName: e.newName }
         case 'repair': throw new Error('unreachable')
       }
