@@ -56,6 +56,7 @@ export function qmpBitmapsAsync(image: string, names: string[]): Promise<QmpResu
         resolve(parseQmp(image, names, { code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }))
       } catch (e) { reject(e) }
     })
+    p.stdin.on('error', () => undefined) // a QEMU that exits early closes the pipe; its output says why
     p.stdin.end(input)
   })
 }
