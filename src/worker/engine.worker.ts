@@ -500,11 +500,13 @@ const api: EngineApi = {
   },
 
   planEdits(request, jobId) {
-    return guard(jobId, async () => {
+    return guard(jobId, async (signal) => {
       const s = current()
+      // Planning runs the image check first (an image that fails it is refused): cancellable.
+      const opts = signal ? { signal } : {}
       const plan = request.repair
-        ? await planRepair(s.image, request.repair)
-        : await planEdits(s.image, request.edits.map(toEdit), { force: request.force === true })
+        ? await planRepair(s.image, request.repair, opts)
+        : await planEdits(s.image, request.edits.map(toEdit), { force: request.force === true, ...opts })
       const planId = ++planSeq
       s.plans.set(planId, plan)
       const writes = planWritesInOrder(plan)
