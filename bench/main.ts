@@ -18,7 +18,6 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const QBM_BIN = join(ROOT, 'bin', 'qbm.mjs')
 const QBM_CLI = join(ROOT, 'dist-cli', 'qbm.mjs')
 const INPROC = join(ROOT, 'bench-out', 'inproc.mjs')
-const PROTO_MAP = join(ROOT, 'bench-out', 'proto-map.mjs')
 const NODE = process.execPath
 
 interface Args { json: boolean; runs: number; views: number; keep: boolean; images?: string; tmp?: string }
@@ -167,8 +166,9 @@ async function main(): Promise<void> {
       data: desc,
     })
     rows.push({
-      figure: `  (floor: plain read of the same ${(desc.dataBytes / MiB).toFixed(1)} MiB of bitmap data, in-process)`,
-      qbm: ms(desc.readMedianMs), baseline: '', ratio: r2(desc.readMedianMs / mMs(qemuInfo)), target: '', met: null,
+      figure: `  (floor: plain read of the same ${(desc.dataBytes / MiB).toFixed(1)} MiB of bitmap data, in-process: fresh buffers / readInto one reused 1 MiB buffer)`,
+      qbm: `${ms(desc.readMedianMs)} / ${ms(desc.intoMedianMs)}`, baseline: '',
+      ratio: `${r2(desc.readMedianMs / mMs(qemuInfo))} / ${r2(desc.intoMedianMs / mMs(qemuInfo))}`, target: '', met: null,
     })
 
     // --- qbm map on B vs nbdinfo --map ---------------------------------------------------------
@@ -185,14 +185,13 @@ async function main(): Promise<void> {
     const nbdMap = series(N, 0, () => timed('nbdinfo', nbdArgs, { keepStdout: false }))
     const qbmMap = series(N, 0, () => qbm(['map', '--output=json', images.B, BITMAP.B]))
     const qbmMapAll = series(N, 0, () => qbm(['map', '--output=json', '--all', images.B, BITMAP.B]))
-    const protoSame = timed(NODE, [PROTO_MAP, images.B, BITMAP.B]).stdout === qbmOnce.stdout
-    const protoMap = series(N, 0, () => timed(NODE, [PROTO_MAP, images.B, BITMAP.B], { keepStdout: false }))
+    const qbmHelp = series(N, 0, () => qbm(['--help']))
     const dataB = qbmDataBytes(images.B)
     rows.push({
       figure: `\`qbm map --output=json\` on B (${got.length} dirty extents)`,
       qbm: ms(mMs(qbmMap)), baseline: `${ms(mMs(nbdMap))} (nbdinfo --map --json, ${nbdRows} extents)`,
       ratio: `${r2(mMs(nbdMap) / mMs(qbmMap))}×`, target: '≥ 5× faster', met: mMs(nbdMap) / mMs(qbmMap) >= 5,
-      data: { qbmMs: qbmMap.ms, nbdinfoMs: nbdMap.ms, agrees: mapAgrees },
+      data: { qbmMs: qbmMap.ms, nbdinfoMs: nbdMap.ms, agrees: mapAgrees, bytes: qbmOnce.stdout.length },
     })
     rows.push({
       figure: `  (\`--all\`: clean extents too, the ${nbdRows} extents nbdinfo prints)`,
@@ -200,33 +199,32 @@ async function main(): Promise<void> {
       ratio: `${r2(mMs(nbdMap) / mMs(qbmMapAll))}×`, target: '(≥ 5×)', met: null, data: { qbmMs: qbmMapAll.ms },
     })
     rows.push({
-      figure: `  (candidate fix, bench/proto-map.ts: one await per cluster, byte writer; output ${protoSame ? 'byte-identical' : 'DIFFERS'})`,
-      qbm: `${ms(mMs(protoMap))}, ${mib(maxRss(protoMap))}`, baseline: ms(mMs(nbdMap)),
-      ratio: `${r2(mMs(nbdMap) / mMs(protoMap))}×`, target: '(≥ 5×)', met: null, data: { ms: protoMap.ms, rssKiB: protoMap.rssKiB, identical: protoSame },
+      figure: '  (floor: `qbm --help`, Node start-up + loading the CLI; the best ratio a Node CLI can reach)',
+      qbm: ms(mMs(qbmHelp)), baseline: ms(mMs(nbdMap)),
+      ratio: `${r2(mMs(nbdMap) / mMs(qbmHelp))}×`, target: '', met: null, data: { ms: qbmHelp.ms },
     })
 
     // --- full scan and zooms on D (in-process) -----------------------------------------------------
     log(`scan of D in-process: sequential read vs scan + heatmap, then ${args.views} random zooms`)
     const sc = inproc(['scan', images.D, BITMAP.D, String(Math.max(3, Math.min(N, 5))), String(args.views), '5'])
-    const thr = sc.readMedianMs / sc.fullMedianMs
+    // Baseline: the faster of the two plain reads (fresh 8 MiB buffers, or readInto one reused
+    // 1 MiB buffer as the scan now does), so the ratio is against the best plain read measured.
+    const readBase = Math.min(sc.readMedianMs, sc.intoMedianMs)
+    const thr = readBase / sc.fullMedianMs
     rows.push({
       figure: `full scan (dirty count + 4096-cell heatmap) on D (${(sc.bytes / MiB).toFixed(0)} MiB)`,
       qbm: `${ms(sc.fullMedianMs)} = ${(sc.scanMBps as number).toFixed(0)} MB/s`,
-      baseline: `${ms(sc.readMedianMs)} = ${(sc.readMBps as number).toFixed(0)} MB/s (plain read)`,
+      baseline: `${ms(readBase)} = ${(sc.bytes / 1e6 / (readBase / 1000)).toFixed(0)} MB/s (plain read, the faster of: fresh buffers ${ms(sc.readMedianMs)}, readInto ${ms(sc.intoMedianMs)})`,
       ratio: r2(thr), target: '≥ 1/3 (0.333) of read throughput', met: thr >= 1 / 3,
       data: sc,
     })
     rows.push({
-      figure: `heatmap, 4096 cells, random zoom on D after the scan (median of ${sc.zoom.views})`,
-      qbm: ms(sc.zoom.medianMs), baseline: '—', ratio: '', target: '≤ 16 ms', met: sc.zoom.medianMs <= 16,
+      figure: `heatmap, 4096 cells, random zoom on D after the scan, views as asked (median / max of ${sc.zoom.views})`,
+      qbm: `${ms(sc.zoom.medianMs)} / ${ms(sc.zoom.maxMs)}`, baseline: '—', ratio: '', target: '≤ 16 ms', met: sc.zoom.maxMs <= 16,
     })
     rows.push({
-      figure: `heatmap, 4096 cells, random zoom on D after the scan (max of ${sc.zoom.views})`,
-      qbm: ms(sc.zoom.maxMs), baseline: '—', ratio: '', target: '≤ 16 ms', met: sc.zoom.maxMs <= 16,
-    })
-    rows.push({
-      figure: '  (candidate: views snapped to 4096-granule blocks when a cell spans ≥ 1 block; median / max)',
-      qbm: `${ms(sc.zoomSnapped.medianMs)} / ${ms(sc.zoomSnapped.maxMs)}`, baseline: '—', ratio: '', target: '(≤ 16 ms)', met: null,
+      figure: `heatmap, 4096 cells, random zoom on D after the scan, views through \`snapView\` (${sc.zoomSnapped.snappedViews} of ${sc.zoom.views} snapped; median / max)`,
+      qbm: `${ms(sc.zoomSnapped.medianMs)} / ${ms(sc.zoomSnapped.maxMs)}`, baseline: '—', ratio: '', target: '≤ 16 ms', met: sc.zoomSnapped.maxMs <= 16,
     })
 
     // --- whole-process qbm commands on D (for time and peak RSS) -------------------------------------

@@ -12,7 +12,7 @@ const t = Date.now()
 const cli = spawnSync(process.execPath, [join(root, 'scripts/build-cli.mjs')], { stdio: 'inherit' })
 if (cli.status !== 0) process.exit(cli.status ?? 1)
 await build({
-  entryPoints: { main: join(root, 'bench/main.ts'), inproc: join(root, 'bench/inproc.ts'), 'proto-map': join(root, 'bench/proto-map.ts') },
+  entryPoints: { main: join(root, 'bench/main.ts'), inproc: join(root, 'bench/inproc.ts') },
   outdir: join(root, 'bench-out'),
   outExtension: { '.js': '.mjs' },
   bundle: true,

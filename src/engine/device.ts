@@ -10,6 +10,13 @@ export interface BlockDevice {
   readonly size: number
   /** Read exactly `length` bytes at absolute `offset`. */
   read(offset: number, length: number): Promise<Uint8Array>
+  /**
+   * Optional: read exactly `target.length` bytes at absolute `offset` into `target` (same
+   * contract as `read`, but no buffer is allocated). Hot loops (the bitmap scan) use it to read
+   * straight into a reused buffer or the scan kernel's memory; devices without it are read with
+   * `read` and copied.
+   */
+  readInto?(offset: number, target: Uint8Array): Promise<void>
   /** Write `data` at absolute `offset`, growing the file if needed. */
   write?(offset: number, data: Uint8Array): Promise<void>
   /** Make every earlier write durable before any later one. */

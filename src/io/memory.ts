@@ -23,6 +23,13 @@ export class MemoryDevice implements WritableBlockDevice {
     }
     return this.buf.slice(offset, offset + length)
   }
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    const length = target.length
+    if (offset < 0 || offset + length > this.len) {
+      throw new DeviceError(`short read: ${length} bytes at 0x${offset.toString(16)} pass the end of the image (${this.len} bytes)`, offset)
+    }
+    target.set(this.buf.subarray(offset, offset + length))
+  }
   async write(offset: number, data: Uint8Array): Promise<void> {
     const end = offset + data.length
     if (end > this.buf.length) {

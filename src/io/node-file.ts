@@ -22,17 +22,25 @@ export class NodeFileDevice implements WritableBlockDevice {
     return this.readSync(offset, length)
   }
   readSync(offset: number, length: number): Uint8Array {
+    const buf = new Uint8Array(length)
+    this.readIntoSync(offset, buf)
+    return buf
+  }
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    this.readIntoSync(offset, target)
+  }
+  /** Fill `target` from `offset` (positioned fs.readSync straight into it; no allocation). */
+  readIntoSync(offset: number, target: Uint8Array): void {
+    const length = target.length
     if (offset < 0 || offset + length > this.cachedSize) {
       throw new DeviceError(`short read: ${length} bytes at 0x${offset.toString(16)} pass the end of the file (${this.cachedSize} bytes)`, offset)
     }
-    const buf = new Uint8Array(length)
     let done = 0
     while (done < length) {
-      const n = fs.readSync(this.fd, buf, done, length - done, offset + done)
+      const n = fs.readSync(this.fd, target, done, length - done, offset + done)
       if (n === 0) throw new DeviceError(`short read at 0x${(offset + done).toString(16)}: the file shrank`, offset + done)
       done += n
     }
-    return buf
   }
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (!this.writable) throw new DeviceError('the image was opened read-only')

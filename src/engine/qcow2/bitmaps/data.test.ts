@@ -278,3 +278,161 @@ describe('table entries and tail bits', () => {
     expect(seen.at(-1)).toEqual([30 * 512, 30 * 512])
   })
 })
+
+/** A device with readInto (MemoryDevice has it) that also counts how it was read. */
+class IntoCountingDevice extends MemoryDevice {
+  readCalls = 0
+  readIntoCalls = 0
+  override async read(offset: number, length: number): Promise<Uint8Array> {
+    this.readCalls++
+    return super.read(offset, length)
+  }
+  override async readInto(offset: number, target: Uint8Array): Promise<void> {
+    this.readIntoCalls++
+    return super.readInto(offset, target)
+  }
+}
+
+describe('scan through readInto (kernel memory, reused buffer) equals the read() path', () => {
+  it('setBits, runCount, dirtyBytes and rank match the model for 150 random images, readInto and plain devices, one and two concurrent scans', async () => {
+    for (let seed = 501; seed <= 650; seed++) {
+      const rng = new Rng(seed)
+      const c = randomCase(rng, { allowInUse: true, allowTailBits: true })
+      const built = buildQcow2(c.options)
+      const into = new IntoCountingDevice(built.bytes)
+      const imgInto = await openImage(into)
+      const imgPlain = (await open(built.bytes)).img
+      for (const [i, b] of imgInto.bitmaps.entries()) {
+        const spec = c.options.bitmaps[i]!
+        const m = modelOf(built, i, spec.granularityBits)
+        const ctx = `seed ${seed}: ${c.label} [${b.name}]`
+        // Two readers of the same bitmap scanned at once: one holds the kernel's memory across
+        // its awaits, the other counts with the JS kernel into its own reused buffer.
+        const r1 = new BitmapReader(into, b, imgInto.header.diskLength, imgInto.header.clusterSize)
+        const r2 = new BitmapReader(into, b, imgInto.header.diskLength, imgInto.header.clusterSize)
+        const r3 = readerFor(imgPlain, imgPlain.bitmaps[i]!)
+        await Promise.all([r1.scan(), r2.scan()])
+        await r3.scan()
+        for (const r of [r1, r2, r3]) {
+          expect(r.setBits, ctx).toBe(m.setBits)
+          expect(r.runCount, ctx).toBe(m.runs().length)
+          expect(r.dirtyBytes, ctx).toBe(m.dirtyBytes())
+        }
+        for (let t = 0; t < 10; t++) {
+          const k = rng.int(m.nbits + 1)
+          const want = await r3.rank(k)
+          expect(await r1.rank(k), `${ctx} rank ${k}`).toBe(want)
+          expect(await r2.rank(k), `${ctx} rank ${k}`).toBe(want)
+        }
+      }
+    }
+  })
+
+  it('reads big data in 1 MiB pieces through readInto, crossing pieces and 2 MiB clusters with tail bits', async () => {
+    // 2 MiB clusters, 512 B granularity: 3 data clusters back to back; nbits ends inside the
+    // first MiB of the last cluster, so its second piece is all tail (masked, ignored).
+    const cs = 2 << 20
+    const nbits = 2 * cs * 8 + 5 * 8 * 65536 + 13
+    const data = new Rng(77).bytes(3 * cs)
+    data.fill(0xff, cs - 4096, cs + 4096) // a run across the cluster (and piece) boundary
+    const built = buildQcow2({ clusterBits: 21, size: nbits * 512, bitmaps: [{ name: 'big', granularityBits: 9, data }] })
+    // Set bits and run starts of the first nbits bits, byte-wise (the tail bits past nbits do not count).
+    let ones = 0, starts = 0, prev = 0
+    for (let k = 0; k < nbits; k++) {
+      const bit = (data[k >>> 3]! >>> (k & 7)) & 1
+      ones += bit
+      if (bit && !prev) starts++
+      prev = bit
+    }
+    const into = new IntoCountingDevice(built.bytes)
+    const img = await openImage(into)
+    into.readCalls = 0
+    const r = readerFor(img, img.bitmaps[0]!)
+    await r.scan()
+    expect(into.readCalls).toBe(0)
+    expect(into.readIntoCalls).toBe(6)
+    expect(r.setBits).toBe(ones)
+    expect(r.runCount).toBe(starts)
+    expect(r.dirtyBytes).toBe(ones * 512)
+    const plain = readerFor((await open(built.bytes)).img, img.bitmaps[0]!)
+    await plain.scan()
+    for (const k of [0, 1, cs * 8 - 1, cs * 8, cs * 8 + 1, (cs >> 1) * 8 + 3, 2 * cs * 8 + 12345, nbits - 1, nbits]) {
+      expect(await r.rank(k), `rank ${k}`).toBe(await plain.rank(k))
+    }
+  })
+})
+
+/** Flatten runBatches into [start, end) pairs. */
+async function batchRuns(r: BitmapReader, from: number, skipPartial: boolean, batch: number): Promise<Array<[number, number]>> {
+  const out: Array<[number, number]> = []
+  for await (const b of r.runBatches(from, skipPartial, undefined, batch)) {
+    expect(b.length).toBeGreaterThan(0)
+    expect(b.length % 2).toBe(0)
+    expect(b.length).toBeLessThanOrEqual(2 * batch + 40)
+    for (let i = 0; i < b.length; i += 2) out.push([b[i]!, b[i + 1]!])
+  }
+  return out
+}
+
+async function generatorRuns(r: BitmapReader, from: number, skipPartial: boolean): Promise<Array<[number, number]>> {
+  const out: Array<[number, number]> = []
+  for await (const x of r.runs(from, skipPartial)) out.push(x)
+  return out
+}
+
+describe('runBatches equals the per-run generator', () => {
+  it('on 120 random images (all-zeroes / all-ones entries, tail bits, short tables), any start, batch sizes 1..16384', async () => {
+    for (let seed = 801; seed <= 920; seed++) {
+      const rng = new Rng(seed)
+      const c = randomCase(rng, { allowInUse: true, allowTailBits: true })
+      const built = buildQcow2(c.options)
+      const img = await openImage(new MemoryDevice(built.bytes))
+      for (const [i, b] of img.bitmaps.entries()) {
+        const m = modelOf(built, i, c.options.bitmaps[i]!.granularityBits)
+        const r = readerFor(img, b)
+        const ctx = `seed ${seed}: ${c.label} [${b.name}]`
+        const want = m.runs()
+        for (const batch of [1, 3, 16384]) expect(await batchRuns(r, 0, false, batch), `${ctx} batch ${batch}`).toEqual(want)
+        for (let t = 0; t < 4; t++) {
+          const from = rng.int(m.nbits + 2)
+          const skip = rng.bool()
+          const batch = rng.pick([1, 2, 5, 64, 16384])
+          expect(await batchRuns(r, from, skip, batch), `${ctx} from ${from} skip ${skip} batch ${batch}`).toEqual(await generatorRuns(r, from, skip))
+        }
+      }
+    }
+  })
+
+  it('carries runs across clusters, word boundaries and all-ones / all-zeroes entries', async () => {
+    // 512-byte clusters (4096 bits): data, ones, ones, data, zeroes, data, data (last one short).
+    const cs = 512
+    const data = new Uint8Array(7 * cs)
+    data.fill(0xff, cs - 3, cs) // run into the ones entries
+    data[3 * cs] = 0x01 // ... which continues into the data cluster after them for one bit
+    data.fill(0xff, 4 * cs - 1, 4 * cs) // run ending at the zeroes entry
+    for (let j = 5 * cs; j < 6 * cs; j++) data[j] = 0x55 // alternating bits: 2048 runs
+    data.fill(0xff, 6 * cs - 2, 6 * cs + 10) // run across two data clusters
+    data[6 * cs + 100] = 0xaa
+    const nbits = 6 * cs * 8 + 1000
+    const built = buildQcow2({ clusterBits: 9, size: nbits * 512, bitmaps: [{ name: 'c', granularityBits: 9, data, entryKinds: { 1: 'ones', 2: 'ones', 4: 'zeroes' } }] })
+    const m = new BitmapModel(built.bitmaps[0]!.logical, built.diskLength, 9)
+    const img = await openImage(new MemoryDevice(built.bytes))
+    const r = readerFor(img, img.bitmaps[0]!)
+    const want = m.runs()
+    expect(want.length).toBeGreaterThan(2000)
+    for (const batch of [1, 2, 7, 100, 16384]) {
+      expect(await batchRuns(r, 0, false, batch), `batch ${batch}`).toEqual(want)
+      for (const from of [1, cs * 8 - 5, cs * 8 + 7, 3 * cs * 8, 3 * cs * 8 + 1, 5 * cs * 8 + 33, 6 * cs * 8 - 1, 6 * cs * 8 + 3, nbits - 1]) {
+        for (const skip of [false, true]) {
+          expect(await batchRuns(r, from, skip, batch), `batch ${batch} from ${from} skip ${skip}`).toEqual(await generatorRuns(r, from, skip))
+        }
+      }
+    }
+    // All-ones bitmap ending in an all-ones entry: one run to nbits.
+    const ones = buildQcow2({ clusterBits: 9, size: 3 * cs * 8 * 512 - 7 * 512, bitmaps: [{ name: 'o', granularityBits: 9, entryKinds: { 0: 'ones', 1: 'ones', 2: 'ones' } }] })
+    const io = await openImage(new MemoryDevice(ones.bytes))
+    const ro = readerFor(io, io.bitmaps[0]!)
+    expect(await batchRuns(ro, 0, false, 1)).toEqual([[0, ro.nbits]])
+    expect(await batchRuns(ro, 5, true, 1)).toEqual([])
+  })
+})
