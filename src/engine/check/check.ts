@@ -45,6 +45,12 @@ export interface CheckOptions {
    * leaks. What `qbm repair` needs to know about everything else.
    */
   ignoreBitmaps?: boolean
+  /**
+   * Skip QEMU's OFLAG_COPIED pass (a second read of every L2 table). It concerns only the
+   * copy-on-write flags of guest data clusters, which bitmap edits never touch: the gate in
+   * front of an edit skips it, `qbm check` does not.
+   */
+  skipCopiedFlags?: boolean
   /** receives the references the walk counted, per cluster (in-process callers only) */
   onReferences?: (referencesTo: (cluster: number) => number) => void
 }
@@ -131,7 +137,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
   opts.onReferences?.((c) => refs.counts.get(c))
 
   const highest = await compareRefcounts(stored, refs.counts, f, opts)
-  await checkOflagCopied(img, open, stored, f, opts.signal)
+  if (opts.skipCopiedFlags !== true) await checkOflagCopied(img, open, stored, f, opts.signal)
   await addWarnings(img, f)
 
   let exitCode: CheckReport['exitCode'] = 0
@@ -217,6 +223,7 @@ interface CopiedL2 {
  * corruption. Clusters whose refcount cannot be read are skipped silently, as in QEMU.
  */
 async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcounts, f: Findings, signal?: AbortSignalLike): Promise<void> {
+  const scratch: { buf?: Uint8Array } = {}
   const h = img.header
   const cs = h.clusterSize
   const dev = img.device
@@ -245,7 +252,7 @@ async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcou
       if (typeof l2 === 'bigint' || l2 >= dev.size) continue
       let r = memo.get(l2)
       if (!r) {
-        r = await copiedL2(img, open, stored, l2, f.limit)
+        r = await copiedL2(img, open, stored, l2, f.limit, scratch)
         memo.set(l2, r)
       }
       for (const m of r.messages) f.error(m, { offset: l2 })
@@ -254,9 +261,17 @@ async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcou
   }
 }
 
-async function copiedL2(img: Image, open: QemuOpen, stored: StoredRefcounts, l2: number, limit: number): Promise<CopiedL2> {
+async function copiedL2(img: Image, open: QemuOpen, stored: StoredRefcounts, l2: number, limit: number, scratch: { buf?: Uint8Array }): Promise<CopiedL2> {
   const cs = img.header.clusterSize
-  const buf = await readPadded(img.device, l2, cs)
+  const dev = img.device
+  let buf: Uint8Array
+  if (dev.readInto && l2 + cs <= dev.size) {
+    // one reused buffer for every table (results are kept per table, not the bytes)
+    buf = scratch.buf ??= new Uint8Array(cs)
+    await dev.readInto(l2, buf)
+  } else {
+    buf = await readPadded(dev, l2, cs)
+  }
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
   const esize = open.extendedL2 ? 16 : 8
   const out: CopiedL2 = { errors: 0, messages: [] }

@@ -116,6 +116,8 @@ class Walker {
   private readonly fileSize: number
   private readonly f: Findings
   private readonly l2Uses = new Map<number, L2Use>()
+  /** one buffer for every L2 table when the device can read into it (no 64 KiB of garbage per table) */
+  private l2Buf: Uint8Array | undefined
   private overflowHint = false
 
   constructor(private readonly input: ReferenceInput) {
@@ -242,12 +244,21 @@ class Walker {
     this.input.onProgress?.(offsets.length, offsets.length)
   }
 
+  /** An L2 table, zero-padded past the end of the file. Valid until the next call. */
+  private async readL2(tableOffset: number): Promise<Uint8Array> {
+    const cs = this.cs
+    if (!this.dev.readInto || tableOffset + cs > this.fileSize) return readPadded(this.dev, tableOffset, cs)
+    this.l2Buf ??= new Uint8Array(cs)
+    await this.dev.readInto(tableOffset, this.l2Buf)
+    return this.l2Buf
+  }
+
   private async l2(tableOffset: number, use: L2Use): Promise<void> {
     const { cs, f } = this
     const times = use.total
     const ext = this.input.extendedL2
     const dataFile = this.input.externalData
-    const buf = await readPadded(this.dev, tableOffset, cs)
+    const buf = await this.readL2(tableOffset)
     const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     const esize = ext ? 16 : 8
     const n = cs / esize
@@ -257,7 +268,15 @@ class Walker {
     const offsetMask = (1n << csizeShift) - 1n
     let nextContiguous = 0
     let allocated = 0, fragmented = 0, compressed = 0
+    // Most entries of a sparse image are zero: skip them through a word view (zero is zero in
+    // either byte order) and decode only the others.
+    const words = buf.byteOffset % 4 === 0 ? new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2) : undefined
+    const wpe = esize >>> 2
     for (let i = 0; i < n; i++) {
+      if (words) {
+        const w = i * wpe
+        if ((words[w]! | words[w + 1]!) === 0 && (wpe === 2 || (words[w + 2]! | words[w + 3]!) === 0)) continue
+      }
       const p = i * esize
       const hi = v.getUint32(p)
       const lo = v.getUint32(p + 4)
