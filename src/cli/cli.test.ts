@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Fixture, fixturePath, smallFixtures } from '../test-support/fixtures.js'
 import { makeQemuImage } from '../test-support/qemu-images.js'
-import { nbdDirtyExtents, qbm, qemuImgInfo, qemuParseSize, tempDir } from '../test-support/tools.js'
+import { nbdDirtyExtents, qbm, qemuImgInfo, qemuParseSize, run, tempDir } from '../test-support/tools.js'
 
 let tmp: ReturnType<typeof tempDir>
 let img: string // QEMU-made image with bitmaps b0 (64 KiB) and fine (512 B)
@@ -284,5 +284,31 @@ describe('map and heatmap say when the bits are not what QEMU would export', () 
     const r = qbm(['map', fx('corrupt-type'), 'b1'])
     expect(r.code).toBe(0)
     expect(r.stderr).toMatch(/QEMU refuses to open .*doesn't satisfy the constraints|QEMU refuses to open/)
+  })
+})
+
+describe('qbm map --all prints what nbdinfo --map prints, byte for byte', () => {
+  // nbdinfo merges nothing: with --all qbm lists the same alternating runs, in nbdinfo's columns
+  // ("%10" PRIu64 "  %10" PRIu64 "  %3" PRIu32 "  %s").
+  const fx = smallFixtures().filter((f) => f.qemuOpens && Object.keys(f.extents ?? {}).length > 0).slice(0, 6)
+  it.each(fx.map((f) => [f.name, f] as const))('%s', (_n, f) => {
+    const name = Object.keys(f.extents!)[0]!
+    const r = run('nbdinfo', [`--map=qemu:dirty-bitmap:${name}`, '--', '[', 'qemu-nbd', '-r', '-f', 'qcow2', '-B', name, fixturePath(f), ']'])
+    expect(r.code, r.stderr).toBe(0)
+    const q = qbm(['map', fixturePath(f), name, '--all'])
+    expect(q.code, q.stderr).toBe(0)
+    expect(q.stdout).toBe(r.stdout)
+  })
+})
+
+describe('qbm heatmap refuses an empty range', () => {
+  it('--length 0 and --start at the disk end are usage errors', () => {
+    const f = smallFixtures().find((x) => x.name === 'cs4k-basic')!
+    const name = f.bitmaps[0]!.name
+    for (const extra of [['--length', '0'], ['--start', String(f.virtualSize)]]) {
+      const r = qbm(['heatmap', fixturePath(f), name, ...extra])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/--length must be more than 0|--start must be below the disk length/)
+    }
   })
 })

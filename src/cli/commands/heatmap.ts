@@ -13,7 +13,8 @@ export async function cmdHeatmap(p: Parsed, path: string, name: string): Promise
     const r = requireReader(img, requireBitmap(img, name))
     const start = one(p, 'start') !== undefined ? parseSize(one(p, 'start')!) : 0
     const length = one(p, 'length') !== undefined ? parseSize(one(p, 'length')!) : r.diskLength - start
-    if (start < 0 || start > r.diskLength) throw new UsageError(`--start is past the disk length (${r.diskLength})`)
+    if (start < 0 || start >= r.diskLength) throw new UsageError(`--start must be below the disk length (${r.diskLength})`)
+    if (!(length > 0)) throw new UsageError('--length must be more than 0')
     const end = Math.min(r.diskLength, start + length)
     const counts = await heatmap(r, start, end, cells)
     const xs = cellBoundaries(start, end, cells)

@@ -182,7 +182,8 @@ export async function cmdMap(p: Parsed, path: string, name: string): Promise<num
   try {
     const r = requireReader(img, requireBitmap(img, name))
     flushOut() // anything already queued through io.ts goes first
-    const o = new MapWriter(json, all, String(r.diskLength).length)
+    // nbdinfo prints "%10" PRIu64 "  %10" PRIu64: at least 10 columns, wider for longer numbers
+    const o = new MapWriter(json, all, Math.max(10, String(r.diskLength).length))
     o.start()
     for await (const b of extentBatches(r)) o.batch(b)
     o.finish(r.diskLength)
