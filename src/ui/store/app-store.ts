@@ -829,7 +829,9 @@ export function createAppStore(deps: StoreDeps): AppStore {
         if (old && (old.status === 'ready')) void client.dropPlan(old.plan.planId).catch(() => undefined)
         set({ review: { status: 'planning' } })
         const gen = generation
-        const { job, signal } = startJob('plan', 'Planning the changes')
+        // Planning first runs the image check (the whole L1/L2 walk qemu-img check does): on a
+        // big image that takes a while, so it is a job with Cancel like a scan.
+        const { job, signal } = startJob('plan', 'Checking the image and planning the changes')
         try {
           const plan = await client.planEdits(toPlanRequest(s.pending, force), signal)
           if (gen === generation) set({ review: { status: 'ready', plan, force } })
@@ -838,7 +840,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
           const info = errorInfo(e)
           // The planner refuses while bitmaps are in use unless told no VM has the image open.
           const needsForce = !force && /in use/.test(info.message) && /--force/.test(info.message)
-          set({ review: { status: 'refused', error: { ...info, message: info.message.replace(/; if it is not, confirm with --force$/, '.') }, needsForce, force } })
+          set({ review: { status: 'refused', error: { ...info, message: info.message.replace(/; if it is not( \(its writer crashed\))?, confirm with --force$/, '.') }, needsForce, force } })
         } finally {
           endJob(job.id)
         }
