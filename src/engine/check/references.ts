@@ -238,27 +238,54 @@ class Walker {
         throwIfAborted(this.input.signal)
         this.input.onProgress?.(done, offsets.length)
       }
-      await this.l2(off, this.l2Uses.get(off)!)
+      await this.l2(off, this.l2Uses.get(off)!, offsets, done)
       done++
     }
     this.input.onProgress?.(offsets.length, offsets.length)
   }
 
-  /** An L2 table, zero-padded past the end of the file. Valid until the next call. */
-  private async readL2(tableOffset: number): Promise<Uint8Array> {
+  /** Bytes of file read at once for L2 tables when the device has no `readInto` (the browser). */
+  private static readonly WINDOW = 4 << 20
+  /** Largest hole between two L2 tables still read through rather than skipped (bytes). */
+  private static readonly MAX_GAP = 256 << 10
+  private window: { start: number; bytes: Uint8Array } | undefined
+
+  /**
+   * An L2 table, zero-padded past the end of the file. Valid until the next call.
+   * With `readInto` (Node): one reused buffer. Without (Blob, file handle: every read is a
+   * slice().arrayBuffer() with a fixed cost of its own): the sorted tables are read in windows
+   * of up to 4 MiB spanning small holes, so thousands of scattered 64 KiB tables cost tens of
+   * reads, not thousands.
+   */
+  private async readL2(tableOffset: number, sorted: readonly number[], at: number): Promise<Uint8Array> {
     const cs = this.cs
-    if (!this.dev.readInto || tableOffset + cs > this.fileSize) return readPadded(this.dev, tableOffset, cs)
-    this.l2Buf ??= new Uint8Array(cs)
-    await this.dev.readInto(tableOffset, this.l2Buf)
-    return this.l2Buf
+    if (tableOffset + cs > this.fileSize) return readPadded(this.dev, tableOffset, cs)
+    if (this.dev.readInto) {
+      this.l2Buf ??= new Uint8Array(cs)
+      await this.dev.readInto(tableOffset, this.l2Buf)
+      return this.l2Buf
+    }
+    const w = this.window
+    if (w && tableOffset >= w.start && tableOffset + cs <= w.start + w.bytes.length) {
+      return w.bytes.subarray(tableOffset - w.start, tableOffset - w.start + cs)
+    }
+    let end = tableOffset + cs
+    for (let k = at + 1; k < sorted.length; k++) {
+      const next = sorted[k]!
+      if (next + cs > this.fileSize || next - end > Walker.MAX_GAP || next + cs - tableOffset > Walker.WINDOW) break
+      end = next + cs
+    }
+    const bytes = await this.dev.read(tableOffset, end - tableOffset)
+    this.window = { start: tableOffset, bytes }
+    return bytes.subarray(0, cs)
   }
 
-  private async l2(tableOffset: number, use: L2Use): Promise<void> {
+  private async l2(tableOffset: number, use: L2Use, sorted: readonly number[], at: number): Promise<void> {
     const { cs, f } = this
     const times = use.total
     const ext = this.input.extendedL2
     const dataFile = this.input.externalData
-    const buf = await this.readL2(tableOffset)
+    const buf = await this.readL2(tableOffset, sorted, at)
     const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     const esize = ext ? 16 : 8
     const n = cs / esize
