@@ -479,7 +479,7 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
       if (have > want) reclaimed++
       while (have > want) { alloc.free(c * cs, cs); have-- }
     }
-    if (reclaimed > 0) lay.summary.push(`reclaim ${reclaimed} more leaked cluster${reclaimed > 1 ? 's' : ''} the broken bitmap metadata left behind`)
+    if (reclaimed > 0) lay.summary.push(`reclaim ${reclaimed} more leaked cluster${reclaimed > 1 ? 's' : ''} (refcount above its references, as 'qemu-img check -r leaks' would; typically left by the broken bitmap metadata)`)
   }
   if (kept > 0) lay.warnings.push(`${kept} cluster${kept > 1 ? 's' : ''} the old bitmap metadata pointed at ${kept > 1 ? 'are' : 'is'} also used by other metadata and ${kept > 1 ? 'were' : 'was'} not freed`)
   const frees: PlannedWrite[] = alloc.takeDirty().map((slot) => ({ offset: alloc.reftable[slot]!, data: alloc.encodeBlock(slot), what: `refcount block ${slot} (frees)` }))
