@@ -10,7 +10,9 @@
 #   daily-2026-11-24  enabled, 64 KiB granularity, scattered writes since it was created
 #   fine-512          enabled, 512 B granularity, a few small writes at the end
 #   backup-full       disabled, = weekly OR daily-2026-11-24 (qemu-img bitmap --merge)
-# Guest writes are mostly zero-writes (no data clusters) so the file stays small (< 1.5 MB).
+# Guest writes: about 1 MiB of real data (pattern writes, so the dirty × allocation overlay
+# has data to show), the rest zero-writes (no data clusters) so the file stays small (< 4 MB),
+# and a "fstrim" in daily's time: discards of earlier data, dirty but now reading as zeros.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,13 +33,19 @@ bm() { local name=$1; shift; (cd "$W" && qemu-img bitmap -f qcow2 "$@" "$IMG" "$
 # Deterministic pseudo-random zero-writes: LCG (Knuth MMIX constants) in bash arithmetic.
 STATE=20261124
 next() { STATE=$(((STATE * 6364136223846793005 + 1442695040888963407) & 0x7FFFFFFFFFFFFFFF)); R=$((STATE >> 20)); }
-scatter() { # scatter N MINOFF SPAN MAXLEN ALIGN -> CMDS array of qemu-io commands
-  local n=$1 base=$2 span=$3 maxlen=$4 align=$5 i len off
+scatter() { # scatter N MINOFF SPAN MAXLEN ALIGN [DATA_EVERY] -> CMDS array of qemu-io commands
+  # every DATA_EVERY-th write carries data (a pattern, at most 64 KiB), the others write zeros
+  local n=$1 base=$2 span=$3 maxlen=$4 align=$5 every=${6:-0} i len off
   CMDS=()
   for ((i = 0; i < n; i++)); do
     next; len=$(((R % (maxlen / align) + 1) * align))
     next; off=$((base + (R % ((span - len) / align)) * align))
-    CMDS+=("write -z $off $len")
+    if ((every > 0 && i % every == 0)); then
+      ((len > 65536)) && len=65536
+      CMDS+=("write -P $((0x40 + i % 64)) $off $len")
+    else
+      CMDS+=("write -z $off $len")
+    fi
   done
 }
 
@@ -52,16 +60,18 @@ for c in "${CMDS[@]}"; do a+=(-c "$c"); done
 
 # 2. weekly: a week of writes, clustered in a few hot regions, then frozen
 bm weekly --add -g 65536
-scatter 10 $((16 * MIB)) $((32 * MIB)) $((2 * MIB)) 65536
+scatter 10 $((16 * MIB)) $((32 * MIB)) $((2 * MIB)) 65536 2
 WEEK=("${CMDS[@]}")
-scatter 25 $((128 * MIB)) $((64 * MIB)) $((256 * 1024)) 4096
+scatter 25 $((128 * MIB)) $((64 * MIB)) $((256 * 1024)) 4096 3
 qio "${WEEK[@]}" "${CMDS[@]}"
 bm weekly --disable
 
 # 3. daily-2026-11-24: today's scattered writes
 bm daily-2026-11-24 --add -g 65536
-scatter 40 0 "$SIZE" $((192 * 1024)) 512
+scatter 40 0 "$SIZE" $((192 * 1024)) 512 4
 qio "${CMDS[@]}"
+# the guest ran fstrim: data from the week is discarded (dirty for daily, but reads as zeros)
+qio "discard $((16 * MIB)) $((16 * MIB))"
 
 # 4. fine-512: small unaligned writes at sector granularity (also seen by daily)
 bm fine-512 --add -g 512
