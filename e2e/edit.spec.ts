@@ -91,7 +91,7 @@ test('stage add, remove and clear in_use on a crashed writer\'s image, review, a
     await expect(dialog).toHaveCount(0)
     // The page shows the file's new state.
     await waitForScans(page, 2)
-    await expect(page.locator('tbody tr')).toHaveCount(2)
+    await expect(page.locator('tbody tr:has(td[data-col="dirty-exact"])')).toHaveCount(2)
     await expect(page.locator('tr[data-bitmap="stale"]')).not.toContainText('in use')
     await screenshot(page, 'after-write')
     await ctx.close()

@@ -134,13 +134,14 @@ export async function realDrop(page: Page, path: string): Promise<void> {
 
 /** Wait until every bitmap row shows its dirty totals (all scans done). */
 export async function waitForScans(page: Page, count: number): Promise<void> {
-  await expect(page.locator('tbody tr')).toHaveCount(count)
+  // only the bitmap table's rows (the checkpoint and extents tables have rows too)
+  await expect(page.locator('tbody tr:has(td[data-col="dirty-exact"])')).toHaveCount(count)
   await expect(page.locator('td[data-col="dirty-exact"]:not(:empty)')).toHaveCount(count, { timeout: 30_000 })
 }
 
 /** The bitmap table as plain rows. */
 export async function tableRows(page: Page): Promise<Array<{ name: string; granularity: string; recording: string; status: string; dirtyExact: number }>> {
-  return page.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => {
+  return page.locator('tbody tr:has(td[data-col="dirty-exact"])').evaluateAll((trs) => trs.map((tr) => {
     const td = tr.querySelectorAll('td')
     return {
       name: tr.getAttribute('data-bitmap') ?? '',

@@ -208,7 +208,7 @@ async function dropAndTime(page: Page, path: string, bitmaps: number, timeout = 
   if (navigate) await page.goto('./')
   await realDrop(page, path)
   await expect(page.getByTestId('current-file')).toBeVisible()
-  await expect(page.locator('tbody tr')).toHaveCount(bitmaps)
+  await expect(page.locator('tbody tr:has(td[data-col="dirty-exact"])')).toHaveCount(bitmaps)
   await expect.poll(() => page.evaluate(() => performance.getEntriesByName('qbm:first-heatmap').length), { timeout }).toBeGreaterThan(0)
   return page.evaluate(() => {
     const drop = performance.getEntriesByName('qbm:drop').at(-1)!
