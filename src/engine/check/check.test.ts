@@ -313,6 +313,23 @@ describe('leaks and corruptions agree with qemu-img check', () => {
     expect(q.lines).toContain(`ERROR cluster ${new Qcow2(new Uint8Array(readFileSync(p))).l1 / 65536} refcount=1 reference=2`)
   })
 
+  it('a bitmap table entry aimed at the L1 table with a refcount that counts both: QEMU sees only the orphaned data cluster (exit 3), qbm also warns', async () => {
+    const p = patch(make('at-l1-rc2.qcow2', { bitmaps: [{ name: 'a' }, { name: 'b' }] }), (q) => {
+      q.set64(q.dir()[1]!.table, q.l1)
+      q.setRefcount(q.l1 / q.cs, 2)
+    })
+    const { r } = await agree(p, 3)
+    const l1Cluster = new Qcow2(new Uint8Array(readFileSync(p))).l1 / 65536
+    expect(r.findings.filter((f) => f.kind === 'warning' && /also used by other metadata/.test(f.message)).map((f) => f.cluster)).toEqual([l1Cluster])
+    expect(qbm(['check', p]).stderr).toMatch(new RegExp(`qbm: warning: cluster ${l1Cluster} .* holds the bitmap data of directory entry 1`))
+  })
+
+  it('a clean image with many bitmaps has no overlap warning', async () => {
+    const p = make('no-overlap.qcow2', { bitmaps: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] })
+    const { r } = await agree(p, 0)
+    expect(r.findings.filter((f) => /also used by other metadata/.test(f.message))).toEqual([])
+  })
+
   it('a bitmap table cluster with refcount 2 and one reference is a leak (exit 3)', async () => {
     const p = patch(make('rc2.qcow2'), (q) => q.setRefcount(q.dir()[0]!.table / q.cs, 2))
     await agree(p, 3)

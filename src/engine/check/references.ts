@@ -116,6 +116,8 @@ class Walker {
   private readonly fileSize: number
   private readonly f: Findings
   private readonly l2Uses = new Map<number, L2Use>()
+  /** clusters bitmap structures reference: how often, and the first structure (overlap check) */
+  private readonly bitmapRefs = new Map<number, { refs: number; what: string }>()
   /** one buffer for every L2 table when the device can read into it (no 64 KiB of garbage per table) */
   private l2Buf: Uint8Array | undefined
   private overflowHint = false
@@ -159,7 +161,35 @@ class Walker {
       if (failed) return failed
     }
     this.refblocks()
+    this.bitmapOverlaps()
     return undefined
+  }
+
+  /** Count a bitmap structure's references and remember them for the overlap check. */
+  private incBitmap(offset: Offset, size: number, what: string, times = 1): void {
+    this.inc(offset, size, times)
+    if (typeof offset !== 'number' || size <= 0 || offset + size > this.fileSize + this.cs) return
+    const last = Math.floor((offset + size - 1) / this.cs)
+    for (let k = Math.floor(offset / this.cs); k <= last; k++) {
+      const r = this.bitmapRefs.get(k)
+      if (r) r.refs += times
+      else this.bitmapRefs.set(k, { refs: times, what })
+    }
+  }
+
+  /**
+   * A cluster used by a bitmap structure and by other metadata (header, L1/L2, guest data,
+   * snapshots, refcount structures) with a refcount that counts both: qemu-img check is content
+   * (refcount = references), but one of the two is overwriting the other. A warning, as the
+   * exit code must stay QEMU's.
+   */
+  private bitmapOverlaps(): void {
+    let shown = 0
+    for (const [k, r] of this.bitmapRefs) {
+      if (this.counts.get(k) <= r.refs) continue
+      if (shown++ < 20) this.f.warning(`cluster ${k} (offset 0x${hex(k * this.cs)}) holds the ${r.what} and is also used by other metadata or guest data: one of them overwrites the other`, { cluster: k, offset: k * this.cs })
+    }
+    if (shown > 20) this.f.warning(`${shown - 20} more clusters are shared between bitmap structures and other metadata`)
   }
 
   /** QEMU's qcow2_inc_refcounts_imrt: one reference to every cluster touched by the range. */
@@ -373,13 +403,13 @@ class Walker {
    */
   private async bitmaps(dir: LoadedDirectory): Promise<string | undefined> {
     const cs = this.cs
-    this.inc(dir.offset, dir.size)
+    this.incBitmap(dir.offset, dir.size, 'bitmap directory')
     // Each distinct table is read once; its data clusters are counted once per entry using it.
-    const tables = new Map<string, { offsets: Offset[]; times: number }>()
+    const tables = new Map<string, { offsets: Offset[]; times: number; index: number }>()
     for (const e of dir.entries) {
       throwIfAborted(this.input.signal)
       const tOff = tableOffsetOf(e)
-      this.inc(tOff > MAX_SAFE ? e.tableOffsetRaw : tOff, e.tableSize * 8)
+      this.incBitmap(tOff > MAX_SAFE ? e.tableOffsetRaw : tOff, e.tableSize * 8, `bitmap table of directory entry ${e.index}`)
       if (!readable(e.tableOffsetRaw, e.tableSize * 8)) {
         // bitmap_table_load fails (only possible for in_use bitmaps, the others were read at open)
         this.f.silentCorruption()
@@ -404,9 +434,9 @@ class Walker {
         }
         offsets.push(offsetOf(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0))
       }
-      tables.set(key, { offsets, times: 1 })
+      tables.set(key, { offsets, times: 1, index: e.index })
     }
-    for (const t of tables.values()) for (const o of t.offsets) this.inc(o, cs, t.times)
+    for (const t of tables.values()) for (const o of t.offsets) this.incBitmap(o, cs, `bitmap data of directory entry ${t.index}`, t.times)
     return undefined
   }
 
