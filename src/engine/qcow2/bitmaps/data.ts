@@ -281,6 +281,20 @@ export class BitmapReader {
     return data
   }
 
+  /**
+   * Cluster i (a data cluster) with tail bits masked: from the cache when it is there, else read
+   * into `scratch` (valid until the next call with the same scratch) when the device can read in
+   * place, else read and cached as by `cluster`.
+   */
+  private async streamCluster(ci: number, scratch: { buf?: Uint8Array }): Promise<Uint8Array> {
+    const hit = this.cache.get(ci)
+    if (hit) return hit as Uint8Array
+    if (!this.device.readInto) return (await this.cluster(ci)) as Uint8Array
+    const buf = scratch.buf ??= new Uint8Array(this.clusterSize)
+    await this.readPaddedInto(this.entry(ci), buf)
+    return this.maskTail(ci, buf)
+  }
+
   /** Raw stored bytes of cluster i (tail bits as stored), for the digest. */
   async rawCluster(i: number): Promise<ClusterData> {
     const e = this.entry(i)
@@ -638,6 +652,9 @@ export class BitmapReader {
     const cap = 2 * Math.max(1, Math.floor(batchRuns))
     // Room for one whole word past `cap` (at most 16 runs) and the run an entry closes.
     const out = new Float64Array(cap + 40)
+    // This walk's own cluster buffer: a full pass reads every data cluster once, so it streams
+    // them through one buffer instead of filling the cache with fresh ones (RSS stays flat).
+    const scratch: { buf?: Uint8Array } = {}
     const st: RunState = { inRun: false, runStart: 0, n: 0 }
     let dropFirst = false
     if (from > 0 && (await this.bit(from - 1)) && (await this.bit(from))) {
@@ -663,7 +680,7 @@ export class BitmapReader {
       } else if (e === ENTRY_ONES) {
         if (!st.inRun) { st.inRun = true; st.runStart = base + startBit }
       } else {
-        const words = wordsOf((await this.cluster(ci)) as Uint8Array)
+        const words = wordsOf(await this.streamCluster(ci, scratch))
         const nw = Math.ceil(this.bitsInCluster(ci) / 32)
         let w = startBit >>> 5
         let lowBits = startBit & 31
