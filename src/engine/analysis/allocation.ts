@@ -33,6 +33,13 @@ export function kindOf(r: AllocRun): AllocKind {
 
 const L2_OFFSET_MASK = 0x00fffffffffffe00n
 
+/** A cached L2 table; `pins` counts the walks reading it, so its buffer is reused only after. */
+interface L2Entry {
+  buf: Uint8Array
+  pins: number
+  evicted: boolean
+}
+
 export class AllocationMap {
   readonly cs: number
   readonly diskLength: number
@@ -43,7 +50,10 @@ export class AllocationMap {
   private readonly entrySize: number
   private readonly l1: Float64Array
   private readonly dev: BlockDevice
-  private readonly cache = new Map<number, Uint8Array>()
+  /** the last 64 L2 tables read; a table in use by a walk is pinned */
+  private readonly cache = new Map<number, L2Entry>()
+  /** buffers of evicted, unpinned tables, reused for the next reads (no 64 KiB garbage per table) */
+  private readonly spare: Uint8Array[] = []
 
   private constructor(readonly img: Image, l1: Float64Array, readonly backing?: AllocationMap) {
     const h = img.header
@@ -76,15 +86,31 @@ export class AllocationMap {
     return new AllocationMap(img, l1, backing)
   }
 
-  private async l2(l2off: number): Promise<Uint8Array> {
-    let t = this.cache.get(l2off)
-    if (t) return t
+  private async l2(l2off: number): Promise<L2Entry> {
+    const hit = this.cache.get(l2off)
+    if (hit) return hit
     const avail = Math.min(this.cs, this.dev.size - l2off)
-    t = new Uint8Array(this.cs)
-    t.set(await this.dev.read(l2off, avail))
-    if (this.cache.size >= 64) this.cache.delete(this.cache.keys().next().value as number)
-    this.cache.set(l2off, t)
-    return t
+    const buf = this.spare.pop() ?? new Uint8Array(this.cs)
+    if (avail < this.cs) buf.fill(0, Math.max(0, avail))
+    if (avail > 0) {
+      if (this.dev.readInto) await this.dev.readInto(l2off, buf.subarray(0, avail))
+      else buf.set(await this.dev.read(l2off, avail))
+    }
+    const entry: L2Entry = { buf, pins: 0, evicted: false }
+    if (this.cache.size >= 64) {
+      const oldest = this.cache.keys().next().value as number
+      const old = this.cache.get(oldest)!
+      this.cache.delete(oldest)
+      old.evicted = true
+      if (old.pins === 0 && this.spare.length < 4) this.spare.push(old.buf)
+    }
+    this.cache.set(l2off, entry)
+    return entry
+  }
+
+  private release(e: L2Entry): void {
+    e.pins--
+    if (e.evicted && e.pins === 0 && this.spare.length < 4) this.spare.push(e.buf)
   }
 
   private unallocated(start: number, length: number): AllocRun {
@@ -109,41 +135,60 @@ export class AllocationMap {
         pos = spanEnd
         continue
       }
-      const t = await this.l2(l2off)
-      const v = new DataView(t.buffer, t.byteOffset, t.byteLength)
-      while (pos < spanEnd) {
-        const gc = Math.floor(pos / cs)
-        const idx = gc - l1i * this.l2Entries
-        const e = v.getBigUint64(idx * this.entrySize)
-        const clusterEnd = Math.min(spanEnd, (gc + 1) * cs)
-        const host = Number(e & L2_OFFSET_MASK)
-        if (e & QCOW_OFLAG_COMPRESSED) {
-          yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: false, data: true, compressed: true }
-          pos = clusterEnd
-          continue
+      const ent = await this.l2(l2off)
+      ent.pins++
+      try {
+        const t = ent.buf
+        const v = new DataView(t.buffer, t.byteOffset, t.byteLength)
+        const words = new Uint32Array(t.buffer, t.byteOffset, t.byteLength >>> 2)
+        const wpe = this.entrySize >>> 2
+        while (pos < spanEnd) {
+          const gc = Math.floor(pos / cs)
+          const idx = gc - l1i * this.l2Entries
+          // A stretch of all-zero entries (unallocated, no flags) is one run: skip it a word at a
+          // time instead of one run per cluster (a sparse 64 TiB disk has millions of them).
+          let z = idx
+          const zEnd = Math.min(this.l2Entries, Math.ceil((spanEnd - l1i * span) / cs))
+          while (z < zEnd && (words[z * wpe]! | words[z * wpe + 1]!) === 0 && (wpe === 2 || (words[z * wpe + 2]! | words[z * wpe + 3]!) === 0)) z++
+          if (z > idx) {
+            const stop = Math.min(spanEnd, (l1i * this.l2Entries + z) * cs)
+            yield this.unallocated(pos, stop - pos)
+            pos = stop
+            continue
+          }
+          const e = v.getBigUint64(idx * this.entrySize)
+          const clusterEnd = Math.min(spanEnd, (gc + 1) * cs)
+          const host = Number(e & L2_OFFSET_MASK)
+          if (e & QCOW_OFLAG_COMPRESSED) {
+            yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: false, data: true, compressed: true }
+            pos = clusterEnd
+            continue
+          }
+          if (!this.extendedL2) {
+            const inCluster = pos - gc * cs
+            if (e & 1n) yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: true, data: false, ...(host ? { offset: host + inCluster } : {}) }
+            else if (host) yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: false, data: true, offset: host + inCluster }
+            else yield this.unallocated(pos, clusterEnd - pos)
+            pos = clusterEnd
+            continue
+          }
+          // Extended L2: 32 subclusters; bitmap = allocation bits 0-31, zero bits 32-63.
+          const bm = v.getBigUint64(idx * 16 + 8)
+          const sc = cs / 32
+          while (pos < clusterEnd) {
+            const s = Math.floor((pos - gc * cs) / sc)
+            const subEnd = Math.min(clusterEnd, gc * cs + (s + 1) * sc)
+            const allocated = (bm >> BigInt(s)) & 1n
+            const zero = (bm >> BigInt(32 + s)) & 1n
+            const inCluster = pos - gc * cs
+            if (zero) yield { start: pos, length: subEnd - pos, depth: 0, present: true, zero: true, data: false }
+            else if (allocated) yield { start: pos, length: subEnd - pos, depth: 0, present: true, zero: false, data: true, offset: host + inCluster }
+            else yield this.unallocated(pos, subEnd - pos)
+            pos = subEnd
+          }
         }
-        if (!this.extendedL2) {
-          const inCluster = pos - gc * cs
-          if (e & 1n) yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: true, data: false, ...(host ? { offset: host + inCluster } : {}) }
-          else if (host) yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: false, data: true, offset: host + inCluster }
-          else yield this.unallocated(pos, clusterEnd - pos)
-          pos = clusterEnd
-          continue
-        }
-        // Extended L2: 32 subclusters; bitmap = allocation bits 0-31, zero bits 32-63.
-        const bm = v.getBigUint64(idx * 16 + 8)
-        const sc = cs / 32
-        while (pos < clusterEnd) {
-          const s = Math.floor((pos - gc * cs) / sc)
-          const subEnd = Math.min(clusterEnd, gc * cs + (s + 1) * sc)
-          const allocated = (bm >> BigInt(s)) & 1n
-          const zero = (bm >> BigInt(32 + s)) & 1n
-          const inCluster = pos - gc * cs
-          if (zero) yield { start: pos, length: subEnd - pos, depth: 0, present: true, zero: true, data: false }
-          else if (allocated) yield { start: pos, length: subEnd - pos, depth: 0, present: true, zero: false, data: true, offset: host + inCluster }
-          else yield this.unallocated(pos, subEnd - pos)
-          pos = subEnd
-        }
+      } finally {
+        this.release(ent)
       }
     }
   }
