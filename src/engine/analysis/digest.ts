@@ -22,10 +22,11 @@ export async function bitmapSha256(
   if (r.bitmap.inUse && !opts.stored) return h.updateZeros(total).digestHex()
   const cs = r.clusterSize
   let ones: Uint8Array | undefined
+  const scratch: { buf?: Uint8Array } = {}
   for (let i = 0, done = 0; done < total; i++) {
     if ((i & 63) === 0) throwIfAborted(opts.signal)
     const n = Math.min(cs, total - done)
-    const d = i < r.clusters ? await r.rawCluster(i) : ENTRY_ZEROES
+    const d = i < r.clusters ? await r.rawCluster(i, scratch) : ENTRY_ZEROES
     if (d === ENTRY_ZEROES) h.updateZeros(n)
     else if (d === ENTRY_ONES) h.update((ones ??= new Uint8Array(cs).fill(0xff)).subarray(0, n))
     else h.update(d.subarray(0, n))

@@ -1,5 +1,8 @@
 /** Streaming SHA-256 (FIPS 180-4) in plain TypeScript: the engine has no platform crypto. */
 
+/** Zeros to hash from (read only): long runs of zeros allocate nothing. */
+const ZEROS = new Uint8Array(65536)
+
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
   0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -37,7 +40,7 @@ export class Sha256 {
 
   /** Feed `n` zero bytes without allocating them all. */
   updateZeros(n: number): this {
-    const z = new Uint8Array(Math.min(n, 65536))
+    const z = ZEROS
     while (n > 0) { const k = Math.min(n, z.length); this.update(z.subarray(0, k)); n -= k }
     return this
   }

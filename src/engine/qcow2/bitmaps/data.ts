@@ -295,10 +295,19 @@ export class BitmapReader {
     return this.maskTail(ci, buf)
   }
 
-  /** Raw stored bytes of cluster i (tail bits as stored), for the digest. */
-  async rawCluster(i: number): Promise<ClusterData> {
+  /**
+   * Raw stored bytes of cluster i (tail bits as stored), for the digest. With `scratch` and a
+   * device that reads in place, the bytes land in the scratch buffer (valid until the next call
+   * with it), so a full pass over the data allocates nothing per cluster.
+   */
+  async rawCluster(i: number, scratch?: { buf?: Uint8Array }): Promise<ClusterData> {
     const e = this.entry(i)
     if (e === ENTRY_ZEROES || e === ENTRY_ONES) return e
+    if (scratch && this.device.readInto) {
+      const buf = scratch.buf ??= new Uint8Array(this.clusterSize)
+      await this.readPaddedInto(e, buf)
+      return buf
+    }
     return this.readPadded(e, this.clusterSize)
   }
 
