@@ -47,7 +47,11 @@ export interface ExtentWindow {
  * One edit as plain data: the engine's Edit, with the image to merge from (when it is not the
  * current one) named by its id in the open set.
  */
-export type EditRequest = Exclude<Edit, { op: 'merge' }> | { op: 'merge'; name: string; source: string; sourceImageId?: number }
+export type EditRequest =
+  | Exclude<Edit, { op: 'merge' } | { op: 'set-ranges' }>
+  | { op: 'merge'; name: string; source: string; sourceImageId?: number }
+  /** set the granules of a bitmap-algebra result kept in the worker (`algebra()`'s id) */
+  | { op: 'set-ranges'; name: string; algebraId: number; what: string }
 
 export type RepairMode = Repair
 

@@ -225,6 +225,16 @@ function toEdit(e: EditRequest): Edit {
     return { op: 'merge', name: e.name, source: e.source, sourceImage: src.image }
   }
   if (e.op === 'merge') return { op: 'merge', name: e.name, source: e.source }
+  if (e.op === 'set-ranges') {
+    const st = algebraResult(e.algebraId)
+    const ranges = new Float64Array(2 * st.count)
+    for (let i = 0; i < st.count; i++) {
+      const x = st.at(i)
+      ranges[2 * i] = x.offset
+      ranges[2 * i + 1] = x.offset + x.length
+    }
+    return { op: 'set-ranges', name: e.name, ranges, what: e.what }
+  }
   return e
 }
 

@@ -264,3 +264,24 @@ describe('header rewrite (spec §1.4)', () => {
     expect(decodeExtensions(img2.header, img2.cluster0).some((e) => e.type === 0x7a7a7a7a)).toBe(true)
   })
 })
+
+describe('set-ranges (qbm\'s own edit: the granules of byte ranges)', () => {
+  it('sets every granule meeting the ranges, keeps what was set, clips to the disk; QEMU reads the result', async () => {
+    const dir = freshDir('set-ranges')
+    const b = await buildImage(dir, { name: 's.qcow2', size: 16 * MiB, clusterSize: 65536, bitmaps: [{ name: 'a', granularity: 4096, writes: [[0, 4096]] }] })
+    const { img, dev } = await memImage(b.path)
+    const ranges = new Float64Array([100, 200, 8192, 3 * 4096 + 1, 5 * MiB, 5 * MiB + 65536, 16 * MiB - 10, 17 * MiB])
+    const plan = await planEdits(img, [
+      { op: 'add', name: 'n', granularity: 4096, disabled: true },
+      { op: 'set-ranges', name: 'n', ranges, what: 'a test' },
+      { op: 'set-ranges', name: 'a', ranges: new Float64Array([MiB, MiB + 1]), what: 'one byte' },
+    ])
+    await commitPlan(dev, plan)
+    writeFileSync(b.path, dev.bytes())
+    expect(checkImage(b.path).code).toBe(0)
+    expect(nbdMap(b.path, 'n')).toEqual([
+      { offset: 0, length: 4096 }, { offset: 8192, length: 8192 }, { offset: 5 * MiB, length: 65536 }, { offset: 16 * MiB - 4096, length: 4096 },
+    ])
+    expect(nbdMap(b.path, 'a')).toEqual([{ offset: 0, length: 4096 }, { offset: MiB, length: 4096 }])
+  })
+})

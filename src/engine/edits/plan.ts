@@ -242,6 +242,23 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
         empty: `clear in_use of '${e.name}' and clear every bit (the next incremental backup from it copies nothing until new writes)`,
       }[e.mode]
     }
+    case 'set-ranges': {
+      const t = find(list, e.name, 'set-ranges')
+      refuseInUse(t, 'set-ranges')
+      if (e.ranges.length % 2 !== 0) throw new ConstraintError(`Operation set-ranges on bitmap ${e.name} failed: the ranges come in pairs`)
+      const bytes = await materialize(img, t)
+      const g = 2 ** t.granularityBits
+      let n = 0
+      for (let i = 0; i < e.ranges.length; i += 2) {
+        const a = Math.max(0, e.ranges[i]!)
+        const b = Math.min(L, e.ranges[i + 1]!)
+        if (!(b > a)) continue
+        setBitRange(bytes, Math.floor(a / g), Math.ceil(b / g))
+        n += b - a
+      }
+      t.data = { kind: 'mem', bytes }
+      return `set the granules of ${e.what} (${n} bytes in ${e.ranges.length / 2} ranges) in '${e.name}'`
+    }
     case 'merge': {
       const t = find(list, e.name, 'merge')
       refuseInUse(t, 'merge')

@@ -12,6 +12,12 @@ export type Edit =
   | { op: 'merge'; name: string; source: string; sourceImage?: Image }
   | { op: 'rename'; name: string; newName: string }
   | { op: 'clear-in-use'; name: string; mode: ClearInUseMode }
+  /**
+   * qbm's own: set the bits of every granule meeting the byte ranges [start0, end0, start1,
+   * end1, ...] (sorted, disjoint; e.g. a bitmap-algebra result), in addition to the bits already
+   * set. `what` names the ranges in the plan's summary.
+   */
+  | { op: 'set-ranges'; name: string; ranges: Float64Array; what: string }
 
 export type Repair = 'drop-all-bitmaps' | 'fix-autoclear' | 'retrust'
 

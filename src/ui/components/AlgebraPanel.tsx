@@ -234,12 +234,14 @@ function SaveAsBitmap({ al, choices, activeId, pendingNames }: { al: AlgebraStat
   const stale = ops.some((c) => c?.b.status !== 'ok')
   const exists = choices.some((c) => c.ref.image === activeId && c.b.name === name) || pendingNames.includes(name)
   let why: string | null = null
-  if (al.op !== 'union') {
-    why = `Only a union can be saved: qbm stages it as "add a bitmap, merge A into it, merge B into it", the edits qemu-img bitmap also has. `
-      + `An ${OP_LABEL[al.op].name} would need bits cleared where B is dirty, which no bitmap edit expresses; export the extents instead.`
-  } else if (stale) {
-    why = 'A bitmap in use (stale) or untrusted cannot be merged (QEMU refuses it too): clear in_use first, then save the union.'
+  if (stale) {
+    why = al.op === 'union'
+      ? 'A bitmap in use (stale) or untrusted cannot be merged (QEMU refuses it too): clear in_use first, then save the union.'
+      : 'A result computed from a stale or untrusted bitmap is not saved as a bitmap backups would trust: clear in_use first, then compare again.'
   }
+  const how = al.op === 'union'
+    ? 'Stage add + merge'
+    : 'Stage add + set bits'
   return (
     <div className="algebra-save small">
       {why ? <p className="muted" data-testid="algebra-save-note">{why}</p> : (
@@ -250,7 +252,7 @@ function SaveAsBitmap({ al, choices, activeId, pendingNames }: { al: AlgebraStat
         }}>
           <label htmlFor={id}>Save as new bitmap</label>
           <input id={id} className="text-input mono" value={name} onChange={(e) => setName(e.target.value)} placeholder="name" maxLength={1023} />
-          <button type="submit" className="btn btn-small" disabled={!name || exists}>Stage add + merge</button>
+          <button type="submit" className="btn btn-small" disabled={!name || exists} title={al.op === 'union' ? 'add a bitmap, merge A into it, merge B into it (the edits qemu-img bitmap has)' : `add a bitmap and set the granules of A ${OP_LABEL[al.op].sign} B in it (qbm's own edit)`}>{how}</button>
           {exists && <span className="text-error">a bitmap with this name exists</span>}
           {done && <span className="muted">Staged &apos;{done}&apos;: see Changes.</span>}
         </form>

@@ -383,7 +383,14 @@ export function createAnalysis(ctx: AnalysisCtx): {
     stageAlgebraSave(name) {
       const s = get()
       const al = s.algebra
-      if (!al || al.op !== 'union' || al.status !== 'done' || !name) return false
+      if (!al || al.status !== 'done' || !al.result || !name) return false
+      if (al.op !== 'union') {
+        // ∩, ∖, ⊕ clear bits where a merge would only set them: qbm's own edit sets the result's
+        // granules in a new, empty bitmap at the finer granularity (exact at byte resolution).
+        ctx.addPending({ kind: 'add', name, granularity: al.granularity, enabled: false })
+        ctx.addPending({ kind: 'set-from-algebra', name, algebraId: al.result.id, what: `${al.aName} ${OP_LABEL[al.op].sign} ${al.bName}` })
+        return true
+      }
       const nameOf = (r: BitmapRef): string | undefined => {
         const img = s.images.find((x) => x.id === r.image)
         return (img?.result.summary.bitmaps ?? s.image?.summary.bitmaps ?? []).find((x) => x.index === r.bitmap)?.name

@@ -18,6 +18,8 @@ export type EditSpec =
   /** sourceImageId: the source bitmap is in another image of the open set */
   | { kind: 'merge'; source: string; target: string; sourceImageId?: number }
   | { kind: 'rename'; name: string; newName: string }
+  /** set the granules of a comparison result computed in this session (kept in the worker) */
+  | { kind: 'set-from-algebra'; name: string; algebraId: number; what: string }
   | { kind: 'repair'; mode: RepairMode }
 
 export type PendingEdit = EditSpec & { id: number }
@@ -65,6 +67,8 @@ export function describeEdit(e: EditSpec): string {
       return `Merge '${e.source}'${e.sourceImageId !== undefined ? ' (from another open image)' : ''} into '${e.target}': every granule dirty in either becomes dirty in '${e.target}'.`
     case 'rename':
       return `Rename '${e.name}' to '${e.newName}'.`
+    case 'set-from-algebra':
+      return `Set in '${e.name}' every granule dirty in ${e.what} (the comparison computed in this session; qbm's own edit, qemu-img has none like it).`
     case 'repair':
       return `Repair: ${REPAIR_CONSEQUENCE[e.mode]}`
   }
@@ -89,6 +93,7 @@ export function toPlanRequest(pending: readonly EditSpec[], force: boolean): Pla
         case 'clear': return { op: 'clear' as const, name: e.name }
         case 'merge': return { op: 'merge' as const, name: e.target, source: e.source, ...(e.sourceImageId !== undefined ? { sourceImageId: e.sourceImageId } : {}) }
         case 'rename': return { op: 'rename' as const, name: e.name, newName: e.newName }
+        case 'set-from-algebra': return { op: 'set-ranges' as const, name: e.name, algebraId: e.algebraId, what: e.what }
         case 'repair': throw new Error('unreachable')
       }
     }),
