@@ -699,9 +699,11 @@ describe('backup analysis (issue 6)', () => {
     store.getState().ensureAlgebraExtents(0, 1)
     await settle()
     expect(store.getState().algebra!.pages[0]).toEqual(client.algebraExtents)
-    // not a union: nothing can be staged
-    expect(store.getState().stageAlgebraSave('x')).toBe(false)
-    expect(store.getState().pending).toEqual([])
+    // not a union: add + set the result's granules (qbm's own edit), by the result's id
+    expect(store.getState().stageAlgebraSave('x')).toBe(true)
+    expect(store.getState().pending.map((p) => p.kind)).toEqual(['add', 'set-from-algebra'])
+    expect(store.getState().pending[1]).toMatchObject({ kind: 'set-from-algebra', name: 'x', algebraId: 7, what: 'b0 ∖ b1' })
+    store.getState().clearPending()
     await store.getState().runAlgebra({ image: 1, bitmap: 0 }, { image: 1, bitmap: 1 }, 'union')
     await settle()
     expect(client.calls).toContain('alg-drop 7') // the previous result is forgotten in the worker
