@@ -1,12 +1,16 @@
 /**
- * `qbm diff IMAGE A B --op union|intersect|minus|xor [-b IMAGE_B] [--output=human|json]`:
- * bitmap algebra at byte resolution, printed as merged extents like `qbm map`.
+ * `qbm diff IMAGE A B --op union|intersect|minus|xor [-b IMAGE_B] [--save NAME] [--output=human|json]`:
+ * bitmap algebra at byte resolution, printed as merged extents like `qbm map`; with --save, the
+ * result also becomes a new (disabled) bitmap NAME in IMAGE, at the finer of A's and B's
+ * granularities, so it is exact (add + qbm's own set-ranges edit, one commit, after the check).
  * `qbm checkpoints IMAGE --libvirt-xml FILE... [--disk NAME] [--output=human|json]`.
  */
 import { readFileSync } from 'node:fs'
-import { type SetOp, SET_OPS, allExtents, combineExtents, crossCheck, humanAndExact, parseCheckpointXml, pickDisk } from '../../engine/index.js'
+import {
+  type SetOp, SET_OPS, allExtents, combineExtents, commitPlan, crossCheck, humanAndExact, parseCheckpointXml, pickDisk, planEdits,
+} from '../../engine/index.js'
 import { type Parsed, UsageError, one, outputFormat } from '../args.js'
-import { out } from '../io.js'
+import { err, out } from '../io.js'
 import { CliError, openPath, requireBitmap, requireReader } from './common.js'
 import { COMMANDS } from './registry.js'
 
@@ -23,17 +27,48 @@ async function cmdDiff(p: Parsed, path: string, nameA: string, nameB: string): P
     }
     const ra = requireReader(a.img, requireBitmap(a.img, nameA))
     const rb = requireReader(b.img, requireBitmap(b.img, nameB))
+    const save = one(p, 'save')
+    if (save !== undefined) {
+      for (const r of [ra, rb]) {
+        if (r.bitmap.status !== 'ok') throw new CliError(`cannot save a result computed from bitmap '${r.bitmap.name}', which is ${r.bitmap.status}: backups would trust bits QEMU does not`)
+      }
+      if (b !== a) throw new UsageError('--save writes into IMAGE: both bitmaps must be in it (no -b)')
+    }
+    let ranges = save !== undefined ? new Float64Array(1024) : undefined
     let total = 0
     let count = 0
     if (fmt === 'json') out('[')
     for await (const e of combineExtents(allExtents(ra), allExtents(rb), op)) {
       if (fmt === 'json') out(`${count ? ',' : ''}\n{"offset":${e.offset},"length":${e.length}}`)
       else out(`${String(e.offset).padStart(16)}  ${String(e.length).padStart(16)}    1  dirty\n`)
+      if (ranges) {
+        if (2 * count + 2 > ranges.length) { const g = new Float64Array(ranges.length * 2); g.set(ranges); ranges = g }
+        ranges[2 * count] = e.offset
+        ranges[2 * count + 1] = e.offset + e.length
+      }
       total += e.length
       count++
     }
     if (fmt === 'json') out(count ? '\n]\n' : ']\n')
     else out(`# ${nameA} ${op} ${nameB}: ${count} extent${count === 1 ? '' : 's'}, ${humanAndExact(total)}\n`)
+    if (save !== undefined && ranges) {
+      // The result is exact at the finer granularity: a new bitmap there, its granules set.
+      const g = Math.min(ra.granularity, rb.granularity)
+      const w = await openPath(path, 'rw')
+      try {
+        const plan = await planEdits(w.img, [
+          { op: 'add', name: save, granularity: g, disabled: true },
+          { op: 'set-ranges', name: save, ranges: ranges.subarray(0, 2 * count), what: `${nameA} ${op} ${nameB}` },
+        ])
+        await commitPlan(w.dev, plan)
+        for (const x of plan.warnings) err(`qbm: warning: ${x}\n`)
+      } catch (e) {
+        if (e instanceof Error && e.name === 'ConstraintError') throw new CliError(e.message)
+        throw e
+      } finally {
+        w.dev.close()
+      }
+    }
     return 0
   } finally {
     a.dev.close()
@@ -77,8 +112,8 @@ async function cmdCheckpoints(p: Parsed, path: string): Promise<number> {
 COMMANDS.push(
   {
     name: 'diff',
-    usage: 'diff IMAGE A B --op union|intersect|minus|xor [-b IMAGE_B] [--output=human|json]',
-    spec: { op: { value: true }, 'image-b': { value: true, alias: 'b' }, output: { value: true } },
+    usage: 'diff IMAGE A B --op union|intersect|minus|xor [-b IMAGE_B] [--save NAME] [--output=human|json]',
+    spec: { op: { value: true }, 'image-b': { value: true, alias: 'b' }, output: { value: true }, save: { value: true } },
     positional: 3,
     run: (p, a) => cmdDiff(p, a[0]!, a[1]!, a[2]!),
   },
