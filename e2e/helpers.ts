@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect, type Page } from '@playwright/test'
+import type { MapRun } from '../src/test-support/reference.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const SHOTS = join(ROOT, 'test-results', 'screenshots')
@@ -185,7 +186,7 @@ export async function syntheticDropMany(page: Page, paths: string[]): Promise<vo
   for (const type of ['dragenter', 'dragover', 'drop']) await page.dispatchEvent('body', type, { dataTransfer: dt })
 }
 
-export interface MapRun { start: number; length: number; depth: number; present: boolean; zero: boolean; data: boolean }
+export type { MapRun }
 
 /** `qemu-img map --output=json` (through the backing chain, as QEMU resolves it). */
 export function qemuMap(path: string): MapRun[] {
@@ -193,41 +194,6 @@ export function qemuMap(path: string): MapRun[] {
   return JSON.parse(execFileSync('qemu-img', ['map', '--output=json', '-U', path], { cwd: dirname(path), encoding: 'utf8' })) as MapRun[]
 }
 
-export interface Split { dirty: number; data: number; zero: number; unallocated: number }
-
-/** Split byte ranges by qemu-img map: allocated data / present but zero / not present. */
-export function splitByMap(ranges: Array<{ offset: number; length: number }>, map: MapRun[]): Split {
-  const s: Split = { dirty: 0, data: 0, zero: 0, unallocated: 0 }
-  for (const d of ranges) {
-    s.dirty += d.length
-    for (const m of map) {
-      const a = Math.max(d.offset, m.start)
-      const b = Math.min(d.offset + d.length, m.start + m.length)
-      if (b <= a) continue
-      if (m.data) s.data += b - a
-      else if (m.present) s.zero += b - a
-      else s.unallocated += b - a
-    }
-  }
-  return s
-}
-
-/** Reference set operation over two merged extent lists, by sweeping boundaries (as src/cli/diff.test.ts). */
-export function setOp(a: Array<{ offset: number; length: number }>, b: Array<{ offset: number; length: number }>, op: string): Array<{ offset: number; length: number }> {
-  const pts = [...new Set([...a, ...b].flatMap((e) => [e.offset, e.offset + e.length]))].sort((x, y) => x - y)
-  const inside = (l: Array<{ offset: number; length: number }>, x: number): boolean => l.some((e) => e.offset <= x && x < e.offset + e.length)
-  const out: Array<{ offset: number; length: number }> = []
-  for (let i = 0; i + 1 < pts.length; i++) {
-    const x = pts[i]!
-    const ia = inside(a, x)
-    const ib = inside(b, x)
-    const keep = op === 'union' ? ia || ib : op === 'intersect' ? ia && ib : op === 'minus' ? ia && !ib : ia !== ib
-    if (!keep) continue
-    const last = out[out.length - 1]
-    if (last && last.offset + last.length === x) last.length += pts[i + 1]! - x
-    else out.push({ offset: x, length: pts[i + 1]! - x })
-  }
-  return out
-}
+export { setOp, splitByMap, type Split } from '../src/test-support/reference.js'
 
 export const TESTDATA_IMAGES = join(ROOT, 'src', 'engine', 'testdata', 'images')

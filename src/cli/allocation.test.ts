@@ -5,8 +5,9 @@ import { describe, expect, it } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TESTDATA, nbdDirtyExtents, qbm, qemuImg, requireTool, run, tempDir } from '../test-support/tools.js'
+import { type MapRun, splitByMap } from '../test-support/reference.js'
 
-interface Run { start: number; length: number; depth: number; present: boolean; zero: boolean; data: boolean }
+type Run = MapRun
 
 /** Merge adjacent runs with the same state, ignoring host offsets (qemu-img splits on them). */
 function normalize(runs: Run[]): Array<[number, number, string]> {
@@ -50,18 +51,8 @@ describe('qbm estimate', () => {
       expect(io.code, io.stderr).toBe(0)
       const dirty = nbdDirtyExtents(img, 'inc')
       const map: Run[] = JSON.parse(qemuImg(['map', '--output=json', img]).stdout)
-      const want = { dirtyBytes: 0, dataBytes: 0, zeroBytes: 0, unallocatedBytes: 0 }
-      for (const d of dirty) {
-        want.dirtyBytes += d.length
-        for (const m of map) {
-          const a = Math.max(d.offset, m.start)
-          const b = Math.min(d.offset + d.length, m.start + m.length)
-          if (b <= a) continue
-          if (m.data) want.dataBytes += b - a
-          else if (m.present) want.zeroBytes += b - a
-          else want.unallocatedBytes += b - a
-        }
-      }
+      const s = splitByMap(dirty, map)
+      const want = { dirtyBytes: s.dirty, dataBytes: s.data, zeroBytes: s.zero, unallocatedBytes: s.unallocated }
       expect(want.zeroBytes + want.unallocatedBytes).toBeGreaterThan(0)
       const r = qbm(['estimate', img, 'inc', '--output=json'])
       expect(r.stderr).toBe('')

@@ -3,25 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { TESTDATA, nbdDirtyExtents, qbm } from '../test-support/tools.js'
-
-type Ext = { offset: number; length: number }
-
-/** Reference set operation over two merged extent lists, by sweeping boundaries. */
-function setOp(a: Ext[], b: Ext[], op: string): Ext[] {
-  const pts = [...new Set([...a, ...b].flatMap((e) => [e.offset, e.offset + e.length]))].sort((x, y) => x - y)
-  const inside = (l: Ext[], x: number): boolean => l.some((e) => e.offset <= x && x < e.offset + e.length)
-  const out: Ext[] = []
-  for (let i = 0; i + 1 < pts.length; i++) {
-    const x = pts[i]!
-    const ia = inside(a, x), ib = inside(b, x)
-    const keep = op === 'union' ? ia || ib : op === 'intersect' ? ia && ib : op === 'minus' ? ia && !ib : ia !== ib
-    if (!keep) continue
-    const last = out[out.length - 1]
-    if (last && last.offset + last.length === x) last.length += pts[i + 1]! - x
-    else out.push({ offset: x, length: pts[i + 1]! - x })
-  }
-  return out
-}
+import { setOp } from '../test-support/reference.js'
 
 const CASES: Array<[string, string, string]> = [
   ['granularities', 'g-512', 'g-64k'],

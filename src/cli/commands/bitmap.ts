@@ -5,32 +5,12 @@
  * Actions apply in order, as with qemu-img bitmap, and are written in one commit.
  */
 import {
-  type ClearInUseMode, type Edit, type Image, type Plan, type Repair,
-  commitPlan, parseSize, planEdits, planRepair,
+  type ClearInUseMode, type Edit, type Image, type Repair, parseSize, planEdits, planRepair,
 } from '../../engine/index.js'
 import { type Parsed, UsageError, has, one } from '../args.js'
 import { err } from '../io.js'
-import { CliError, openPath } from './common.js'
+import { CliError, editFile, openPath } from './common.js'
 import { COMMANDS } from './registry.js'
-
-/**
- * Open read-write, plan (which first runs the image check: an image that fails it is refused),
- * commit: one open, so the plan matches the file it writes.
- */
-async function editFile(path: string, makePlan: (img: Image) => Promise<Plan>): Promise<Plan> {
-  const { dev, img } = await openPath(path, 'rw')
-  try {
-    const plan = await makePlan(img)
-    await commitPlan(dev, plan)
-    for (const w of plan.warnings) err(`qbm: warning: ${w}\n`)
-    return plan
-  } catch (e) {
-    if (e instanceof Error && e.name === 'ConstraintError') throw new CliError(e.message)
-    throw e
-  } finally {
-    dev.close()
-  }
-}
 
 export async function cmdBitmap(p: Parsed, path: string, name: string): Promise<number> {
   const edits: Edit[] = []

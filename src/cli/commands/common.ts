@@ -2,7 +2,7 @@
 import { statSync } from 'node:fs'
 import { NodeFileDevice } from '../../io/node-file.js'
 import { err } from '../io.js'
-import { type Bitmap, type Image, openImage } from '../../engine/index.js'
+import { type Bitmap, type Image, type Plan, commitPlan, openImage } from '../../engine/index.js'
 import { readerFor, readable } from '../../engine/describe.js'
 import type { BitmapReader } from '../../engine/index.js'
 
@@ -56,4 +56,24 @@ export function notAsQemuSeesIt(img: Image, b: Bitmap): string | undefined {
   if (b.status === 'invalid') return `is invalid (${b.problems[0] ?? 'see qbm info'}): QEMU refuses the image; these are the bits qbm could read`
   if (img.qemuRefuses.length > 0) return `belongs to an image QEMU refuses to open (${img.qemuRefuses[0]}); these are the stored bits`
   return undefined
+}
+
+/**
+ * Open read-write, plan (which first runs the image check: an image that fails it is refused),
+ * commit, print the plan's warnings: one open, so the plan matches the file it writes. The one
+ * write path of every editing command.
+ */
+export async function editFile(path: string, makePlan: (img: Image) => Promise<Plan>): Promise<Plan> {
+  const { dev, img } = await openPath(path, 'rw')
+  try {
+    const plan = await makePlan(img)
+    await commitPlan(dev, plan)
+    for (const w of plan.warnings) err(`qbm: warning: ${w}\n`)
+    return plan
+  } catch (e) {
+    if (e instanceof Error && e.name === 'ConstraintError') throw new CliError(e.message)
+    throw e
+  } finally {
+    dev.close()
+  }
 }

@@ -7,11 +7,11 @@
  */
 import { readFileSync } from 'node:fs'
 import {
-  type SetOp, SET_OPS, allExtents, combineExtents, commitPlan, crossCheck, humanAndExact, parseCheckpointXml, pickDisk, planEdits,
+  type SetOp, SET_OPS, allExtents, combineExtents, crossCheck, humanAndExact, parseCheckpointXml, pickDisk, planEdits,
 } from '../../engine/index.js'
 import { type Parsed, UsageError, one, outputFormat } from '../args.js'
-import { err, out } from '../io.js'
-import { CliError, openPath, requireBitmap, requireReader } from './common.js'
+import { out } from '../io.js'
+import { CliError, editFile, openPath, requireBitmap, requireReader } from './common.js'
 import { COMMANDS } from './registry.js'
 
 async function cmdDiff(p: Parsed, path: string, nameA: string, nameB: string): Promise<number> {
@@ -54,20 +54,11 @@ async function cmdDiff(p: Parsed, path: string, nameA: string, nameB: string): P
     if (save !== undefined && ranges) {
       // The result is exact at the finer granularity: a new bitmap there, its granules set.
       const g = Math.min(ra.granularity, rb.granularity)
-      const w = await openPath(path, 'rw')
-      try {
-        const plan = await planEdits(w.img, [
-          { op: 'add', name: save, granularity: g, disabled: true },
-          { op: 'set-ranges', name: save, ranges: ranges.subarray(0, 2 * count), what: `${nameA} ${op} ${nameB}` },
-        ])
-        await commitPlan(w.dev, plan)
-        for (const x of plan.warnings) err(`qbm: warning: ${x}\n`)
-      } catch (e) {
-        if (e instanceof Error && e.name === 'ConstraintError') throw new CliError(e.message)
-        throw e
-      } finally {
-        w.dev.close()
-      }
+      const result = ranges.subarray(0, 2 * count)
+      await editFile(path, (img) => planEdits(img, [
+        { op: 'add', name: save, granularity: g, disabled: true },
+        { op: 'set-ranges', name: save, ranges: result, what: `${nameA} ${op} ${nameB}` },
+      ]))
     }
     return 0
   } finally {

@@ -25,7 +25,7 @@ import { readSnapshotTable } from './snapshots.js'
 import { StoredRefcounts } from './stored.js'
 import type { ReferenceCounts } from './counts.js'
 import { calculateReferences, clusterType, offsetOf, u64 } from './references.js'
-import { hex, readPadded } from './padded.js'
+import { hex, readPadded, readReusing } from './padded.js'
 
 export type { CheckFinding, FindingKind } from './findings.js'
 
@@ -263,15 +263,8 @@ async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcou
 
 async function copiedL2(img: Image, open: QemuOpen, stored: StoredRefcounts, l2: number, limit: number, scratch: { buf?: Uint8Array }): Promise<CopiedL2> {
   const cs = img.header.clusterSize
-  const dev = img.device
-  let buf: Uint8Array
-  if (dev.readInto && l2 + cs <= dev.size) {
-    // one reused buffer for every table (results are kept per table, not the bytes)
-    buf = scratch.buf ??= new Uint8Array(cs)
-    await dev.readInto(l2, buf)
-  } else {
-    buf = await readPadded(dev, l2, cs)
-  }
+  // one reused buffer for every table (results are kept per table, not the bytes)
+  const buf = await readReusing(img.device, l2, cs, scratch)
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
   const esize = open.extendedL2 ? 16 : 8
   const out: CopiedL2 = { errors: 0, messages: [] }

@@ -24,7 +24,7 @@ import { checkTableEntry } from '../qcow2/bitmaps/constraints.js'
 import { ReferenceCounts } from './counts.js'
 import type { Findings } from './findings.js'
 import { type CryptoHeaderArea, type LoadedDirectory, tableOffsetOf } from './open.js'
-import { hex, readInFile, readPadded, readable } from './padded.js'
+import { hex, readInFile, readPadded, readReusing, readable } from './padded.js'
 import { MAX_L1_ENTRIES, type Snapshot } from './snapshots.js'
 import type { StoredRefcounts } from './stored.js'
 
@@ -119,7 +119,7 @@ class Walker {
   /** clusters bitmap structures reference: how often, and the first structure (overlap check) */
   private readonly bitmapRefs = new Map<number, { refs: number; what: string }>()
   /** one buffer for every L2 table when the device can read into it (no 64 KiB of garbage per table) */
-  private l2Buf: Uint8Array | undefined
+  private readonly l2Scratch: { buf?: Uint8Array } = {}
   private overflowHint = false
 
   constructor(private readonly input: ReferenceInput) {
@@ -289,12 +289,7 @@ class Walker {
    */
   private async readL2(tableOffset: number, sorted: readonly number[], at: number): Promise<Uint8Array> {
     const cs = this.cs
-    if (tableOffset + cs > this.fileSize) return readPadded(this.dev, tableOffset, cs)
-    if (this.dev.readInto) {
-      this.l2Buf ??= new Uint8Array(cs)
-      await this.dev.readInto(tableOffset, this.l2Buf)
-      return this.l2Buf
-    }
+    if (tableOffset + cs > this.fileSize || this.dev.readInto) return readReusing(this.dev, tableOffset, cs, this.l2Scratch)
     const w = this.window
     if (w && tableOffset >= w.start && tableOffset + cs <= w.start + w.bytes.length) {
       return w.bytes.subarray(tableOffset - w.start, tableOffset - w.start + cs)

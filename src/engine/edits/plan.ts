@@ -293,15 +293,17 @@ interface Layout {
   dropped: Bitmap[]
   header?: Partial<HeaderChange>
   warnings: string[]
-  /** clusters that must not be freed even when the old bitmap metadata pointed at them */
-  protect?: (cluster: number) => boolean
   /**
-   * Drop-all only: the references everything but the bitmaps holds per cluster. Every cluster
-   * counted above that is a leak left by the dropped bitmap metadata (for instance entries a
-   * truncated directory no longer reaches) and is brought down to it, as `qemu-img check -r
-   * leaks` would.
+   * Repairs: the references everything but the bitmaps holds per cluster. A cluster with any is
+   * never freed, even when the old bitmap metadata pointed at it.
    */
-  reclaim?: (cluster: number) => number
+  others?: (cluster: number) => number
+  /**
+   * Drop-all only: every cluster counted above `others` is a leak left by the dropped bitmap
+   * metadata (for instance entries a truncated directory no longer reaches) and is brought down
+   * to it, as `qemu-img check -r leaks` would.
+   */
+  reclaim?: boolean
 }
 
 async function verdict(img: Image, opts: PlanOptions, repair: boolean): Promise<EditVerdict | undefined> {
@@ -344,17 +346,17 @@ export async function planRepair(img: Image, repair: Repair, opts: PlanOptions =
   if (refusal) throw new ConstraintError(`cannot repair: ${refusal}`)
   const warnings: string[] = []
   const v = await verdict(img, opts, true)
-  const protect = v?.protect
+  const others = v?.referencesTo ? { others: v.referencesTo } : {}
   switch (repair) {
     case 'drop-all-bitmaps': {
       if (!img.bitmapsExtension && !img.bitmapsError) {
         if (!hasBit(img.header.autoclearFeatures, 0n)) throw new ConstraintError('cannot repair: the image has no bitmaps to drop')
       }
-      return layout(img, { list: [], summary: ['drop every bitmap: remove the bitmaps extension, clear autoclear bit 0, free their clusters'], dropped: [], warnings, header: {}, ...(protect ? { protect } : {}), ...(v?.referencesTo ? { reclaim: v.referencesTo } : {}) })
+      return layout(img, { list: [], summary: ['drop every bitmap: remove the bitmaps extension, clear autoclear bit 0, free their clusters'], dropped: [], warnings, header: {}, ...others, reclaim: true })
     }
     case 'fix-autoclear': {
       if (img.bitmapsExtension || !hasBit(img.header.autoclearFeatures, 0n)) throw new ConstraintError('cannot repair: autoclear bit 0 is not set without a bitmaps extension')
-      return layout(img, { list: [], summary: ['clear autoclear bit 0 (set without a bitmaps extension)'], dropped: [], warnings, ...(protect ? { protect } : {}) })
+      return layout(img, { list: [], summary: ['clear autoclear bit 0 (set without a bitmaps extension)'], dropped: [], warnings, ...others })
     }
     case 'retrust': {
       if (!img.bitmapsExtension || img.bitmapsTrusted) throw new ConstraintError('cannot repair: there is no untrusted bitmaps extension to re-trust')
@@ -363,7 +365,7 @@ export async function planRepair(img: Image, repair: Repair, opts: PlanOptions =
       if (bad) throw new ConstraintError(`cannot re-trust: bitmap '${bad.name}' is invalid (${bad.problems[0]}); drop the bitmaps instead`)
       const list = modelOf(img)
       for (const b of list) { b.data = { kind: 'ones' }; b.flags &= ~BME_FLAG_IN_USE; b.renamed = true }
-      return layout(img, { list, summary: [`re-trust the bitmaps extension: mark all ${list.length} bitmaps fully dirty and set autoclear bit 0`], dropped: [], warnings, ...(protect ? { protect } : {}) })
+      return layout(img, { list, summary: [`re-trust the bitmaps extension: mark all ${list.length} bitmaps fully dirty and set autoclear bit 0`], dropped: [], warnings, ...others })
     }
   }
 }
@@ -465,7 +467,7 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
   const freeRange = (off: number, bytes: number): void => {
     for (const c of clustersOf(off, bytes, cs)) {
       if (freed.has(c)) continue
-      if (lay.protect?.(c)) { kept++; continue }
+      if (lay.others && lay.others(c) > 0) { kept++; continue }
       freed.add(c)
       alloc.free(c * cs, cs)
     }
@@ -486,12 +488,12 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
     if (alloc.get(Math.floor(ext.bitmapDirectoryOffset / cs)) > 0) freeRange(ext.bitmapDirectoryOffset, ext.bitmapDirectorySize)
   }
   if (alloc.reftableMoved) freeRange(alloc.oldReftable.offset, alloc.oldReftable.clusters * cs)
-  if (lay.reclaim) {
+  if (lay.reclaim && lay.others) {
     let reclaimed = 0
     const end = Math.ceil(img.fileSize / cs)
     for (let c = 0; c < end; c++) {
       if (alloc.allocated.has(c)) continue
-      const want = lay.reclaim(c)
+      const want = lay.others(c)
       let have = alloc.get(c)
       if (have > want) reclaimed++
       while (have > want) { alloc.free(c * cs, cs); have-- }

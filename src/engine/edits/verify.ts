@@ -19,9 +19,10 @@ export interface EditVerdict {
   readonly report: CheckReport
   /** plain-word warnings (leaks) to show next to the plan */
   readonly warnings: string[]
-  /** clusters the plan must never free (repair only) */
-  readonly protect?: (cluster: number) => boolean
-  /** references per cluster from everything but the bitmaps (repair only) */
+  /**
+   * References per cluster from everything but the bitmaps (repair only): a cluster with any is
+   * never freed by the plan.
+   */
   readonly referencesTo?: (cluster: number) => number
 }
 
@@ -67,7 +68,7 @@ export async function verifyForEdit(img: Image, opts: VerifyOptions = {}): Promi
   return {
     report,
     warnings,
-    ...(repair && referencesTo ? { protect: (c: number) => referencesTo!(c) > 0, referencesTo } : {}),
+    ...(repair && referencesTo ? { referencesTo } : {}),
   }
 }
 

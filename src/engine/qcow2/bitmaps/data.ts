@@ -290,9 +290,7 @@ export class BitmapReader {
     const hit = this.cache.get(ci)
     if (hit) return hit as Uint8Array
     if (!this.device.readInto) return (await this.cluster(ci)) as Uint8Array
-    const buf = scratch.buf ??= new Uint8Array(this.clusterSize)
-    await this.readPaddedInto(this.entry(ci), buf)
-    return this.maskTail(ci, buf)
+    return this.maskTail(ci, (await this.rawCluster(ci, scratch)) as Uint8Array)
   }
 
   /**
