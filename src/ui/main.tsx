@@ -1,7 +1,8 @@
 /** Entry point: one engine client, one store, the App; the service worker in production builds. */
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
-import { createEngineClient } from '../worker/client.js'
+import { createEngineClient } from '../transport/client.js'
+import { pickTransport } from '../transport/pick.js'
 import { App } from './App.js'
 import { indexedDbRecentFiles } from './recent.js'
 import { createAppStore } from './store/app-store.js'
@@ -10,7 +11,8 @@ import { registerServiceWorker } from './sw-register.js'
 import './styles.css'
 
 const recent = indexedDbRecentFiles()
-const store = createAppStore({ client: createEngineClient(), editsAvailable: true, ...(recent ? { recent } : {}) })
+const { transport, host } = pickTransport()
+const store = createAppStore({ client: createEngineClient(transport), editsAvailable: true, ...(recent ? { recent } : {}) })
 void store.getState().loadRecent()
 
 createRoot(document.getElementById('root')!).render(
@@ -21,5 +23,5 @@ createRoot(document.getElementById('root')!).render(
   </StrictMode>,
 )
 
-if (import.meta.env.PROD) window.addEventListener('load', registerServiceWorker)
+if (import.meta.env.PROD && !host) window.addEventListener('load', registerServiceWorker)
 

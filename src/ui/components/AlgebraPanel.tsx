@@ -6,7 +6,7 @@
  */
 import { useVirtualizer } from '@tanstack/react-virtual'
 import { useEffect, useId, useLayoutEffect, useRef, useState, type ReactNode } from 'react'
-import type { BitmapRef, BitmapSummary, Extent, SetOp } from '../../worker/api.js'
+import type { BitmapRef, BitmapSummary, Extent, SetOp } from '../../session/api.js'
 import { exact, hex, humanBytes, percent } from '../format.js'
 import { paint } from '../heatmap/draw.js'
 import { ALGEBRA_PAGE, OP_LABEL, type AlgebraState } from '../store/analysis.js'

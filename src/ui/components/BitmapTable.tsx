@@ -1,6 +1,6 @@
 /** The bitmaps: sortable table; the selected row drives the heatmap and extent list. */
 import { useMemo, type ReactNode } from 'react'
-import type { BitmapSummary } from '../../worker/api.js'
+import type { BitmapSummary } from '../../session/api.js'
 import { exact, hex, humanBytes, percent } from '../format.js'
 import type { BitmapStats, SortKey } from '../store/app-store.js'
 import { useActions, useApp, useAppShallow } from '../store/hooks.js'

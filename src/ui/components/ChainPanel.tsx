@@ -3,7 +3,7 @@
  * name), each layer's bitmaps, and which image the other panels show.
  */
 import type { ReactNode } from 'react'
-import type { ImageEntry } from '../../worker/api.js'
+import type { ImageEntry } from '../../session/api.js'
 import { humanBytes } from '../format.js'
 import { useActions, useAppShallow } from '../store/hooks.js'
 

@@ -5,7 +5,7 @@
  * in_use, or say that the next backup must be full.
  */
 import { useId, type ReactNode } from 'react'
-import type { CheckpointFile, CheckpointState } from '../../worker/api.js'
+import type { CheckpointFile, CheckpointState } from '../../session/api.js'
 import { useActions, useAppShallow } from '../store/hooks.js'
 
 /** Read the XML files as text on the page (they are small and not image bytes). */

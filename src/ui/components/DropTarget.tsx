@@ -3,7 +3,7 @@
  * a writable session becomes possible), else takes the File (read-only).
  */
 import { useEffect, useState, type ReactNode } from 'react'
-import type { OpenSource } from '../../worker/api.js'
+import type { OpenSource } from '../../session/api.js'
 import { droppedAll, isXmlName } from '../fs-access.js'
 import { useActions, useStoreApi } from '../store/hooks.js'
 import { readCheckpointFiles } from './CheckpointPanel.js'

@@ -4,7 +4,7 @@
  * or "Download edited copy".
  */
 import { useId, useState, type ReactNode } from 'react'
-import type { BitmapSummary, RepairMode } from '../../worker/api.js'
+import type { BitmapSummary, RepairMode } from '../../session/api.js'
 import { humanBytes } from '../format.js'
 import {
   CLEAR_IN_USE_CONSEQUENCE, CLEAR_IN_USE_NEXT_BACKUP, REPAIR_CONSEQUENCE, type ClearInUseMode, defaultGranularity, describeEdit,

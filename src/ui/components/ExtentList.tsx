@@ -4,7 +4,7 @@
  */
 import { useVirtualizer } from '@tanstack/react-virtual'
 import { useEffect, useRef, type ReactNode } from 'react'
-import type { Extent, SplitRow } from '../../worker/api.js'
+import type { Extent, SplitRow } from '../../session/api.js'
 import { download, exportName } from '../download.js'
 import { exact, hex, humanBytes } from '../format.js'
 import { EXTENT_PAGE } from '../store/app-store.js'

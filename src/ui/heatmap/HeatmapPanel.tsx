@@ -4,7 +4,7 @@
  * wheel, pinch, buttons or keys (+ − 0, arrows pan); drag to pan; double-click zooms in.
  */
 import { useCallback, useEffect, useLayoutEffect, useRef, useState, type ReactNode } from 'react'
-import type { BitmapSummary } from '../../worker/api.js'
+import type { BitmapSummary } from '../../session/api.js'
 import { download, exportName } from '../download.js'
 import { exact, hex, humanBytes, percent, preciseBytes } from '../format.js'
 import type { OverlayData } from '../store/analysis.js'

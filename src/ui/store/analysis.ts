@@ -7,7 +7,7 @@
 import type {
   AlgebraResult, BitmapRef, BitmapSummary, CheckpointFile, CheckpointView, EngineClient, ErrorInfo, Estimate, Extent,
   ImageEntry, OverlayResult, SetOp, SplitRow,
-} from '../../worker/api.js'
+} from '../../session/api.js'
 import { type View, heatRequest } from '../heatmap/geometry.js'
 import type { EditSpec } from './edits.js'
 

@@ -3,7 +3,7 @@ import type {
   AlgebraResult, BitmapRef, BitmapSummary, CheckpointFile, CheckpointView, CommitProgressFn, EngineClient, Estimate, Extent,
   ExtentWindow, ImageSummary, OpenResult, OpenSetResult, OpenSource, OverlayResult, PlanRequest, PlanReview, ProgressFn,
   ScanResult, SetOp, SplitRow,
-} from '../../worker/api.js'
+} from '../../session/api.js'
 import { cellsFor } from '../heatmap/geometry.js'
 import type { RecentEntry, RecentFiles } from '../recent.js'
 import { EXTENT_PAGE, createAppStore, type AppStore } from './app-store.js'
@@ -46,7 +46,7 @@ class FakeClient implements EngineClient {
   calls: string[] = []
   scanGates = new Map<number, ReturnType<typeof deferred<void>>>()
   manualScans = false
-  openResult: OpenResult | Error = { name: 'disk.qcow2', writable: false, summary: summary([bitmap(0, 'b0'), bitmap(1, 'b1', { enabled: false, flags: [] }), bitmap(2, 'stale', { status: 'in-use', flags: ['in-use', 'auto'] })]) }
+  openResult: OpenResult | Error = { name: 'disk.qcow2', writable: false, writeMode: 'copy', summary: summary([bitmap(0, 'b0'), bitmap(1, 'b1', { enabled: false, flags: [] }), bitmap(2, 'stale', { status: 'in-use', flags: ['in-use', 'auto'] })]) }
   extentCount: Record<number, number> = { 0: 3, 1: 0, 2: 7 }
   heatGate: ReturnType<typeof deferred<void>> | undefined
 
@@ -116,6 +116,18 @@ class FakeClient implements EngineClient {
     return `sha-of-${i}`
   }
 
+  async hostInfo(): Promise<null> {
+    return null
+  }
+
+  async hostOverview(): Promise<never> {
+    throw new Error('no host in this fake')
+  }
+
+  async hostCheck(): Promise<never> {
+    throw new Error('no host in this fake')
+  }
+
   requests: PlanRequest[] = []
   planError: unknown
   commitError: unknown
@@ -128,7 +140,7 @@ class FakeClient implements EngineClient {
     return {
       planId: this.requests.length, summary: req.edits.map((e) => `${e.op} ${e.name}`), warnings: [],
       allocatedClusters: 2, freedClusters: 1, writeCount: 4, writeBytes: 3 * 65536 + 512,
-      result: [{ name: 'b0', flags: ['auto'], granularity: 65536 }], fileSize: 10 * MiB,
+      result: [{ name: 'b0', flags: ['auto'], granularity: 65536 }], fileSize: 10 * MiB, writeMode: 'copy',
     }
   }
 
@@ -289,7 +301,7 @@ describe('opening an image', () => {
     await store.getState().open(demo, 'demo')
     await settle()
     const second = summary([bitmap(0, 'other')], 2 * GiB)
-    client.openResult = { name: 'second.qcow2', writable: true, summary: second }
+    client.openResult = { name: 'second.qcow2', writable: true, writeMode: 'copy', summary: second }
     await store.getState().open({ kind: 'url', url: 'x', name: 'second.qcow2' }, 'demo')
     client.release(0) // the first image's scan of b0 finishing late (it was aborted)
     await settle()
@@ -317,7 +329,7 @@ describe('heatmap', () => {
   it('asks for whole index blocks on a big bitmap, and keeps them while a pan stays inside them', async () => {
     const TiB = 1024 * GiB
     const client = new FakeClient()
-    client.openResult = { name: 'big.qcow2', writable: false, summary: summary([bitmap(0, 'fine', { granularity: 512 })], 2 * TiB) }
+    client.openResult = { name: 'big.qcow2', writable: false, writeMode: 'copy', summary: summary([bitmap(0, 'fine', { granularity: 512 })], 2 * TiB) }
     const { store } = make(client)
     store.getState().setHeatWidth(1440)
     await store.getState().open(demo, 'demo')
@@ -545,7 +557,7 @@ describe('reviewing and saving changes', () => {
     store.getState().select(2)
     store.getState().addPending({ kind: 'remove', name: 'b1' })
     await store.getState().reviewChanges()
-    client.afterCommit = { name: 'disk.qcow2', writable: true, summary: summary([bitmap(0, 'b0'), bitmap(1, 'stale')]) }
+    client.afterCommit = { name: 'disk.qcow2', writable: true, writeMode: 'copy', summary: summary([bitmap(0, 'b0'), bitmap(1, 'stale')]) }
     const asked: FileSystemFileHandle[] = []
     const ok = await store.getState().writeToFile(async (h) => { asked.push(h); return true })
     expect(ok).toBe(true)
@@ -719,8 +731,8 @@ describe('backup analysis (issue 6)', () => {
 
   it('opens several images, shows the active one and switches between them', async () => {
     const { store, client } = make()
-    const base = { name: 'base.qcow2', writable: false, summary: summary([bitmap(0, 'base-bm')]) }
-    const top = { name: 'top.qcow2', writable: false, summary: { ...summary([bitmap(0, 'top-bm')]), backingFile: 'base.qcow2' } }
+    const base = { name: 'base.qcow2', writable: false, writeMode: 'copy' as const, summary: summary([bitmap(0, 'base-bm')]) }
+    const top = { name: 'top.qcow2', writable: false, writeMode: 'copy' as const, summary: { ...summary([bitmap(0, 'top-bm')]), backingFile: 'base.qcow2' } }
     client.openSetResult = { images: [{ id: 1, backingId: null, result: base }, { id: 2, backingId: 1, result: top }], activeId: 2 }
     const file = (n: string): OpenSource => ({ kind: 'file', file: new File([], n) })
     await store.getState().openMany([file('base.qcow2'), file('top.qcow2')], 'drop')

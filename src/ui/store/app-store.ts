@@ -7,11 +7,12 @@
 import { createStore, type StoreApi } from 'zustand/vanilla'
 import type {
   BitmapSummary, EngineClient, ErrorInfo, Extent, ExportFormat, ImageSummary, OpenResult, OpenSource, PlanReview,
-} from '../../worker/api.js'
+} from '../../session/api.js'
 import {
   type View, clampView, fullView, heatRequest, panView, viewAround, viewSpan, zoomView,
 } from '../heatmap/geometry.js'
 import type { RecentEntry, RecentFiles } from '../recent.js'
+import { sourceName } from '../../session/sources.js'
 import { type AnalysisActions, type AnalysisState, createAnalysis, initialAnalysis } from './analysis.js'
 import { type EditSpec, type PendingEdit, toPlanRequest } from './edits.js'
 
@@ -558,7 +559,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
         const gen = ++generation
         mark(MARK_OPEN)
         for (const c of controllers.values()) c.abort()
-        const name = source.kind === 'file' ? source.file.name : source.kind === 'handle' ? source.handle.name : source.name
+        const name = sourceName(source)
         pagesLoading.clear()
         set({ ...resetForImage(), opening: name })
         const { job, signal } = startJob('open', `Opening ${name}`)

@@ -3,7 +3,7 @@
  * together ("Write to file" or "Download edited copy"), because Chromium copies the whole file
  * for every write session (browser-platform.md), so one save must carry every change.
  */
-import type { PlanRequest, RepairMode } from '../../worker/api.js'
+import type { PlanRequest, RepairMode } from '../../session/api.js'
 
 export type ClearInUseMode = 'keep' | 'dirty' | 'empty'
 

@@ -1,5 +1,5 @@
 /** Derived data from the store state: pure functions, memoized by the components. */
-import type { BitmapSummary } from '../../worker/api.js'
+import type { BitmapSummary } from '../../session/api.js'
 import type { AppState, BitmapStats, SortKey } from './app-store.js'
 
 const STATUS_ORDER: Record<BitmapSummary['status'], number> = { invalid: 0, 'in-use': 1, untrusted: 2, ok: 3 }

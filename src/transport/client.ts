@@ -1,13 +1,15 @@
 /**
- * The page's side of the engine worker (after Squoosh's worker bridge): starts the worker on
- * first use, passes progress callbacks with Comlink.proxy, and turns an AbortSignal into a
- * cancel. Cancelling first asks the worker to stop at its next check (reads are async, so the
- * worker sees the message between chunks and keeps its caches); if the call has not settled
- * after HARD_STOP_MS the worker is terminated, the only way to stop code stuck in a loop, and
- * the next call starts a fresh worker that reopens the last image.
+ * The page's side of the engine, whichever transport carries it (after Squoosh's worker
+ * bridge): connects on first use, tags long calls with a job id so progress events find their
+ * callback, and turns an AbortSignal into a cancel. When a call ignores the cancel for
+ * HARD_STOP_MS and the transport can force a stop (a worker: terminate), it does; when the
+ * transport goes away (a stopped worker, a dropped socket), calls in flight are rejected and
+ * the next call reconnects and reopens the last image first.
  */
-import * as Comlink from 'comlink'
-import type { EngineApi, EngineClient, ErrorInfo, OpenSource, ProgressFn } from './api.js'
+import type {
+  ClientEvents, CommitProgressFn, EngineApi, EngineClient, ErrorInfo, OpenSource, ProgressFn,
+} from '../session/api.js'
+import type { EngineRemote } from './rpc.js'
 
 const HARD_STOP_MS = 500
 
@@ -21,7 +23,7 @@ export class EngineCallError extends Error {
 
 const ABORTED: ErrorInfo = { code: 'AbortError', message: 'operation cancelled' }
 
-/** Normalize whatever a Comlink call rejected with into an EngineCallError. */
+/** Normalize whatever a call rejected with into an EngineCallError. */
 export function toCallError(e: unknown): EngineCallError {
   if (e instanceof EngineCallError) return e
   if (e && typeof e === 'object' && 'code' in e && 'message' in e) return new EngineCallError(e as ErrorInfo)
@@ -29,41 +31,60 @@ export function toCallError(e: unknown): EngineCallError {
   return new EngineCallError({ code: 'Error', message: String(e) })
 }
 
+/** How the client reaches a session. */
+export interface Transport {
+  /** Start a connection; `onDown` is called once if it goes away by itself. */
+  connect(events: ClientEvents, onDown: (why: ErrorInfo) => void): EngineRemote
+  /** Stop a connection for good (also the hard stop, when `canKill`). */
+  disconnect(remote: EngineRemote): void
+  /** true when disconnect() stops code the session runs (a worker), so a stuck call can be killed */
+  readonly canKill: boolean
+}
+
 export interface ClientOptions {
-  /** Makes the worker; tests and other bundlers may replace it. */
-  createWorker?: () => Worker
-  /** Called after a hard stop replaced the worker (its scan indexes are gone). */
+  /** Called after the connection was replaced (hard stop, dropped socket): its scan indexes are gone. */
   onRestart?: () => void
 }
 
-function defaultWorker(): Worker {
-  return new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module', name: 'qbm-engine' })
-}
-
-export function createEngineClient(opts: ClientOptions = {}): EngineClient {
-  const make = opts.createWorker ?? defaultWorker
-  let worker: Worker | undefined
-  let remote: Comlink.Remote<EngineApi> | undefined
-  /** what to reopen after a hard stop: one image, or a set and the current one in it */
+export function createEngineClient(transport: Transport, opts: ClientOptions = {}): EngineClient {
+  let remote: EngineRemote | undefined
+  /** what to reopen after a restart: one image, or a set and the current one in it */
   let lastOpen: { kind: 'one'; source: OpenSource } | { kind: 'set'; sources: OpenSource[]; active: number } | undefined
-  /** A hard stop happened: the next call must reopen `lastOpen` first. */
   let reopening: Promise<void> | undefined
   let needsReopen = false
   let jobSeq = 0
-  /** commits in flight: the worker is never terminated under one */
+  /** commits in flight: the connection is never killed under one */
   let committing = 0
-  /** rejecters of calls in flight, so a hard stop never leaves a promise hanging */
+  /** rejecters of calls in flight, so a lost connection never leaves a promise hanging */
   const inFlight = new Set<(e: EngineCallError) => void>()
+  /** progress callbacks of calls in flight, by job id */
+  const progress = new Map<number, (d: number, t: number, step?: string) => void>()
+  const events: ClientEvents = {
+    progress(jobId, d, t, step) {
+      try { progress.get(jobId)?.(d, t, step) } catch { /* a callback's error is not the engine's */ }
+    },
+  }
 
-  function start(): Comlink.Remote<EngineApi> {
+  function lost(r: EngineRemote, why: ErrorInfo): void {
+    if (remote !== r) return
+    remote = undefined
+    reopening = undefined
+    needsReopen = lastOpen !== undefined
+    const err = new EngineCallError(why)
+    for (const reject of [...inFlight]) reject(err)
+    inFlight.clear()
+    opts.onRestart?.()
+  }
+
+  function start(): EngineRemote {
     if (!remote) {
-      worker = make()
-      remote = Comlink.wrap<EngineApi>(worker)
+      const r: EngineRemote = transport.connect(events, (why) => lost(r, why))
+      remote = r
     }
     return remote
   }
 
-  async function ready(): Promise<Comlink.Remote<EngineApi>> {
+  async function ready(): Promise<EngineRemote> {
     const r = start()
     if (needsReopen && lastOpen) {
       needsReopen = false
@@ -77,29 +98,26 @@ export function createEngineClient(opts: ClientOptions = {}): EngineClient {
     return r
   }
 
-  function hardStop(): void {
-    worker?.terminate()
-    worker = undefined
-    remote = undefined
-    reopening = undefined
-    needsReopen = lastOpen !== undefined
-    const err = new EngineCallError({ code: 'AbortError', message: 'cancelled: the engine was restarted' })
-    for (const reject of [...inFlight]) reject(err)
-    inFlight.clear()
-    opts.onRestart?.()
+  function hardStop(r: EngineRemote): void {
+    transport.disconnect(r)
+    lost(r, { code: 'AbortError', message: 'cancelled: the engine was restarted' })
   }
 
-  /** Run one call with a job id, an optional signal and conversion of its errors. */
-  async function call<T>(fn: (api: Comlink.Remote<EngineApi>, jobId: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  /** Run one call with a job id, an optional signal and progress, converting its errors. */
+  async function call<T>(
+    fn: (api: EngineRemote, jobId: number) => Promise<T>, signal?: AbortSignal, onProgress?: (d: number, t: number, step?: string) => void,
+  ): Promise<T> {
     if (signal?.aborted) throw new EngineCallError(ABORTED)
     const api = await ready()
     const jobId = ++jobSeq
+    if (onProgress) progress.set(jobId, onProgress)
     const pending = fn(api, jobId)
     return new Promise<T>((resolve, reject) => {
       let settled = false
       let finished = false
       const cleanup = (): void => {
         inFlight.delete(fail)
+        progress.delete(jobId)
         signal?.removeEventListener('abort', onAbort)
       }
       function fail(e: EngineCallError): void {
@@ -111,8 +129,9 @@ export function createEngineClient(opts: ClientOptions = {}): EngineClient {
       function onAbort(): void {
         fail(new EngineCallError(ABORTED))
         void api.cancel(jobId).catch(() => undefined)
+        if (!transport.canKill) return
         const timer = setTimeout(() => {
-          if (!finished && remote === api && committing === 0) hardStop()
+          if (!finished && remote === api && committing === 0) hardStop(api)
         }, HARD_STOP_MS)
         void pending.finally(() => clearTimeout(timer)).catch(() => undefined)
       }
@@ -134,9 +153,7 @@ export function createEngineClient(opts: ClientOptions = {}): EngineClient {
     })
   }
 
-  function progressProxy(onProgress?: ProgressFn): ProgressFn | undefined {
-    return onProgress ? Comlink.proxy(onProgress) : undefined
-  }
+  const blob = (type: string) => (bytes: Uint8Array) => new Blob([bytes as Uint8Array<ArrayBuffer>], { type })
 
   return {
     async open(source, signal) {
@@ -156,14 +173,15 @@ export function createEngineClient(opts: ClientOptions = {}): EngineClient {
       if (lastOpen?.kind === 'set') lastOpen = { ...lastOpen, active: imageId }
       return r
     },
-    scan: (i, onProgress, signal) => call((api, id) => api.scan(i, progressProxy(onProgress), id), signal),
+    scan: (i, onProgress?: ProgressFn, signal?) => call((api, id) => api.scan(i, id), signal, onProgress),
     heatmap: (i, start, end, cells, signal) => call((api, id) => api.heatmap(i, start, end, cells, id), signal),
     extentPage: (i, first, count) => call((api) => api.extentPage(i, first, count)),
     extentIndex: (i, offset) => call((api) => api.extentIndex(i, offset)),
     extentWindow: (i, from, to) => call((api) => api.extentWindow(i, from, to)),
     extentsInRange: (i, from, to, limit) => call((api) => api.extentsInRange(i, from, to, limit)),
-    exportExtents: (i, format, from, to, signal) => call((api, id) => api.exportExtents(i, format, from, to, id), signal),
-    sha256: (i, onProgress, signal) => call((api, id) => api.sha256(i, progressProxy(onProgress), id), signal),
+    exportExtents: (i, format, from, to, signal) =>
+      call((api, id) => api.exportExtents(i, format, from, to, id), signal).then(blob(format === 'csv' ? 'text/csv' : 'application/json')),
+    sha256: (i, onProgress, signal) => call((api, id) => api.sha256(i, id), signal, onProgress),
     overlay: (i, start, end, cells, signal) => call((api, id) => api.overlay(i, start, end, cells, id), signal),
     extentSplits: (i, first, count) => call((api) => api.extentSplits(i, first, count)),
     estimate: (i, signal) => call((api, id) => api.estimate(i, id), signal),
@@ -174,11 +192,11 @@ export function createEngineClient(opts: ClientOptions = {}): EngineClient {
     dropAlgebra: (r) => call((api) => api.dropAlgebra(r)),
     checkpoints: (files) => call((api) => api.checkpoints(files)),
     planEdits: (request, signal) => call((api, id) => api.planEdits(request, id), signal),
-    // A commit is never cancelled: no signal, and it must not be hard-stopped half-way.
-    async commitPlan(planId, onProgress) {
+    // A commit is never cancelled: no signal, and its connection is never killed half-way.
+    async commitPlan(planId, onProgress?: CommitProgressFn) {
       committing++
       try {
-        return await call((api) => api.commitPlan(planId, onProgress ? Comlink.proxy(onProgress) : undefined))
+        return await call((api, id) => api.commitPlan(planId, id), undefined, onProgress ? (d, t, step) => onProgress(d, t, step ?? '') : undefined)
       } finally {
         committing--
       }
@@ -190,11 +208,16 @@ export function createEngineClient(opts: ClientOptions = {}): EngineClient {
       needsReopen = false
       if (remote) await remote.close()
     },
+    hostInfo: () => call((api) => api.hostInfo()),
+    hostOverview: (onProgress, signal) => call((api, id) => api.hostOverview(id), signal, onProgress),
+    hostCheck: (imageId, signal) => call((api, id) => api.hostCheck(imageId, id), signal),
     dispose() {
       lastOpen = undefined
-      worker?.terminate()
-      worker = undefined
+      if (remote) transport.disconnect(remote)
       remote = undefined
     },
   }
 }
+
+/** EngineApi's method names, for transports that must check what they carry. */
+export type EngineMethod = keyof EngineApi

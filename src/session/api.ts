@@ -1,7 +1,10 @@
 /**
- * The engine as the UI sees it: one interface, implemented by `engine.worker.ts` and wrapped by
- * `client.ts`. Types only. Inputs and outputs are plain data (structured-cloneable), so the
- * same interface can be faked in store tests without a worker.
+ * The engine session's one API: what the UI asks of the engine, whichever transport carries it
+ * (the Web Worker in the browser, the WebSocket of `qbm serve`). Types only. Inputs and outputs
+ * are plain data (structured-cloneable, and MessagePack-encodable: typed arrays stay binary),
+ * so the same interface is implemented by `session.ts`, carried by `src/transport/`, and faked
+ * in store tests. Long calls take a job id: progress comes back as `ClientEvents.progress`
+ * events, and `cancel(jobId)` stops them at their next check.
  */
 import type { Edit, ErrorInfo, Extent, ImageSummary, Repair } from '../engine/index.js'
 
@@ -16,12 +19,30 @@ export type OpenSource =
   | { kind: 'handle'; handle: FileSystemFileHandle }
   /** An image served with the app (the demo), fetched by the worker. */
   | { kind: 'url'; url: string; name: string }
+  /** An image of the host's catalog (`qbm serve`), named by the id the server gave it. */
+  | { kind: 'host'; id: string; /** for display until it is open */ name?: string }
+
+/** A QEMU process holding the image open (its OFD locks), as the host saw it when opening. */
+export interface HolderInfo {
+  pid?: number
+  program?: string
+  /** QEMU holds the write permission */
+  write: boolean
+  /** 'qemu-nbd (pid 1234)' */
+  text: string
+}
 
 export interface OpenResult {
-  /** file name for display */
+  /** file name for display (a path relative to the served PATH on a host) */
   name: string
-  /** true when the source is a FileSystemFileHandle (a "Write to file" session is possible) */
+  /** edits can be written back: a FileSystemFileHandle in the browser, `--write` on a host */
   writable: boolean
+  /** why not, in the host's words, when `writable` is false */
+  readOnlyReason?: string
+  /** how a commit writes: 'copy' (the browser copies the whole file first), 'in-place' (a host) */
+  writeMode: 'copy' | 'in-place'
+  /** a QEMU process has the image open: the live bitmaps are in its memory */
+  heldBy?: HolderInfo
   summary: ImageSummary
 }
 
@@ -34,6 +55,9 @@ export interface ScanResult {
 
 /** Progress of a long read: bytes done and total. */
 export type ProgressFn = (doneBytes: number, totalBytes: number) => void
+
+/** Progress of a commit: bytes written of the plan's bytes, and the step ('copying' first in the browser). */
+export type CommitProgressFn = (doneBytes: number, totalBytes: number, step: string) => void
 
 export type ExportFormat = 'csv' | 'json'
 
@@ -77,6 +101,8 @@ export interface PlanReview {
   result: Array<{ name: string; flags: string[]; granularity: number }>
   /** size of the file now: Chromium copies it whole when writing */
   fileSize: number
+  /** how the commit will write (see OpenResult.writeMode) */
+  writeMode: 'copy' | 'in-place'
 }
 
 /** One image of an open set: its id, the id of the opened image that is its backing file, and what opening it found. */
@@ -168,13 +194,34 @@ export interface CheckpointView {
   }>
 }
 
-/** Progress of a commit: bytes written of the plan's bytes, and the step ('copying' first). */
-export type CommitProgressFn = (doneBytes: number, totalBytes: number, step: string) => void
+/** What a host (`qbm serve`) serves; null in the browser. */
+export interface HostInfo {
+  hostname: string
+  /** started with --write */
+  writable: boolean
+  /** the PATHs it was given, as given */
+  paths: string[]
+  version: string
+}
+
+/** One image of the host overview (src/host/overview.ts computes it). */
+export type { OverviewRow } from './overview-types.js'
+
+/** The host overview: every image under the PATHs. */
+export interface HostOverview {
+  rows: import('./overview-types.js').OverviewRow[]
+  /** PATHs or entries that could not be listed */
+  errors: Array<{ path: string; message: string }>
+  /** libvirt checkpoint directory read, when any */
+  checkpointDir?: string
+  scannedAt: number
+}
 
 /**
- * The engine running in the worker. Every bitmap is named by its directory index. Long calls
- * take an optional `jobId`; `cancel(jobId)` makes them stop at their next check and reject
- * with code 'AbortError'.
+ * The engine session, as any transport carries it. Every bitmap is named by its directory
+ * index. Long calls take an optional `jobId` chosen by the caller: progress for it arrives as
+ * `ClientEvents.progress(jobId, ...)`, and `cancel(jobId)` makes it stop at its next check and
+ * reject with code 'AbortError'.
  */
 export interface EngineApi {
   /** Open an image and read its metadata only (header, extensions, directory, tables). */
@@ -186,9 +233,9 @@ export interface EngineApi {
   openSet(sources: OpenSource[], jobId?: number): Promise<OpenSetResult>
   /** Make another image of the open set the current one (nothing is re-read). */
   activate(imageId: number): Promise<OpenResult>
-  /** Read a bitmap's data once and index it; later calls return at once. */
-  scan(bitmapIndex: number, onProgress?: ProgressFn, jobId?: number): Promise<ScanResult>
-  /** Dirty bytes in each of `cells` cells over [start, end) (engine `heatmap`); transferred. */
+  /** Read a bitmap's data once and index it; later calls return at once. Progress: bytes read. */
+  scan(bitmapIndex: number, jobId?: number): Promise<ScanResult>
+  /** Dirty bytes in each of `cells` cells over [start, end) (engine `heatmap`). */
   heatmap(bitmapIndex: number, start: number, end: number, cells: number, jobId?: number): Promise<Float64Array>
   /** Extents number first .. first+count-1 of the whole bitmap, unclipped. */
   extentPage(bitmapIndex: number, first: number, count: number): Promise<Extent[]>
@@ -198,11 +245,11 @@ export interface EngineApi {
   extentWindow(bitmapIndex: number, from: number, to: number): Promise<ExtentWindow>
   /** Extents that intersect [from, to), clipped to it; at most `limit`. */
   extentsInRange(bitmapIndex: number, from: number, to: number, limit: number): Promise<Extent[]>
-  /** Extents meeting [from, to) (default: the whole disk) as a CSV or JSON file, built here. */
-  exportExtents(bitmapIndex: number, format: ExportFormat, from?: number, to?: number, jobId?: number): Promise<Blob>
-  /** QEMU-compatible SHA-256 of the bitmap (x-debug-block-dirty-bitmap-sha256). */
-  sha256(bitmapIndex: number, onProgress?: ProgressFn, jobId?: number): Promise<string>
-  /** Dirty × allocation (through the open backing chain) per cell over [start, end); transferred. */
+  /** Extents meeting [from, to) (default: the whole disk) as a CSV or JSON file (UTF-8 bytes). */
+  exportExtents(bitmapIndex: number, format: ExportFormat, from?: number, to?: number, jobId?: number): Promise<Uint8Array>
+  /** QEMU-compatible SHA-256 of the bitmap (x-debug-block-dirty-bitmap-sha256). Progress: bytes read. */
+  sha256(bitmapIndex: number, jobId?: number): Promise<string>
+  /** Dirty × allocation (through the backing chain) per cell over [start, end). */
   overlay(bitmapIndex: number, start: number, end: number, cells: number, jobId?: number): Promise<OverlayResult>
   /** Allocation split of extents number first .. first+count-1. */
   extentSplits(bitmapIndex: number, first: number, count: number, jobId?: number): Promise<SplitRow[]>
@@ -210,7 +257,7 @@ export interface EngineApi {
   estimate(bitmapIndex: number, jobId?: number): Promise<Estimate>
   /** A op B at byte resolution over two bitmaps of open images of the same size; kept here. */
   algebra(a: BitmapRef, b: BitmapRef, op: SetOp, jobId?: number): Promise<AlgebraResult>
-  /** Dirty bytes per cell of an algebra result; transferred. */
+  /** Dirty bytes per cell of an algebra result. */
   algebraHeat(resultId: number, start: number, end: number, cells: number): Promise<Float64Array>
   /** Extents first .. first+count-1 of an algebra result. */
   algebraPage(resultId: number, first: number, count: number): Promise<Extent[]>
@@ -220,29 +267,41 @@ export interface EngineApi {
   dropAlgebra(resultId: number): Promise<void>
   /** Parse libvirt checkpoint XML and cross-check it against the open images. */
   checkpoints(files: CheckpointFile[]): Promise<CheckpointView>
-  /** Plan the edits (or a repair) on the open image; nothing is written. */
+  /** Plan the edits (or a repair) on the open image; nothing is written. Refused on a read-only host. */
   planEdits(request: PlanRequest, jobId?: number): Promise<PlanReview>
   /**
-   * Write a plan to the file behind the open handle in one createWritable session (readwrite
-   * permission must have been granted in the page), then reopen the file and return its new
-   * state. Never cancelled once started. Reports step 'copying' while Chromium copies the file
-   * into its swap file, then each write.
+   * Write a plan to the image (the browser: one createWritable session, readwrite permission
+   * granted in the page; a host: in place, as `qbm bitmap` does), then reopen it and return its
+   * new state. Never cancelled once started. Progress: bytes written, with each write's step.
    */
-  commitPlan(planId: number, onProgress?: CommitProgressFn): Promise<OpenResult>
-  /** The original file with the plan's writes laid over it, as a Blob to download. */
+  commitPlan(planId: number, jobId?: number): Promise<OpenResult>
+  /** The original file with the plan's writes laid over it, to download (browser only). */
   editedCopy(planId: number): Promise<Blob>
   /** Forget a plan. */
   dropPlan(planId: number): Promise<void>
   /** Ask the calls tagged `jobId` to stop. */
   cancel(jobId: number): Promise<void>
-  /** Drop the open image. */
+  /** Drop the open images. */
   close(): Promise<void>
+  /** What the host serves (`qbm serve`); null when the engine runs in the browser. */
+  hostInfo(): Promise<HostInfo | null>
+  /** Every image under the host's PATHs (refused in the browser). Progress: images done. */
+  hostOverview(jobId?: number): Promise<HostOverview>
+  /** Run the image check on one image of the host overview (same check as `qbm check`). */
+  hostCheck(id: string, jobId?: number): Promise<import('./overview-types.js').CheckStatus>
+}
+
+/** What the engine side calls back on the page's side. */
+export interface ClientEvents {
+  /** Progress of the call tagged `jobId`; `step` names the current write of a commit. */
+  progress(jobId: number, doneBytes: number, totalBytes: number, step?: string): void
 }
 
 /**
- * The UI's face of the engine (client.ts): the same calls with an AbortSignal on the long
- * ones. A call rejects with an Error whose `info` property holds the engine's ErrorInfo
- * (code 'AbortError' when cancelled).
+ * The UI's face of the engine (src/transport/client.ts): the same calls with an AbortSignal
+ * and progress callbacks on the long ones, whichever transport carries them. A call rejects
+ * with an Error whose `info` property holds the engine's ErrorInfo (code 'AbortError' when
+ * cancelled, 'Disconnected' when the transport dropped).
  */
 export interface EngineClient {
   open(source: OpenSource, signal?: AbortSignal): Promise<OpenResult>
@@ -270,6 +329,9 @@ export interface EngineClient {
   editedCopy(planId: number): Promise<Blob>
   dropPlan(planId: number): Promise<void>
   close(): Promise<void>
-  /** Stop the worker for good. */
+  hostInfo(): Promise<HostInfo | null>
+  hostOverview(onProgress?: ProgressFn, signal?: AbortSignal): Promise<HostOverview>
+  hostCheck(id: string, signal?: AbortSignal): Promise<import('./overview-types.js').CheckStatus>
+  /** Stop the transport for good. */
   dispose(): void
 }
