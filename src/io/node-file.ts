@@ -11,6 +11,15 @@ export class NodeFileDevice implements WritableBlockDevice {
   private constructor(private readonly fd: number, readonly path: string, readonly writable: boolean) {
     this.cachedSize = fs.fstatSync(fd).size
   }
+  /**
+   * Wrap a descriptor the caller opened and vetted (the host catalog opens with O_NOFOLLOW and
+   * checks device and inode); close() closes it. `sizeBytes` for block devices, where fstat says 0.
+   */
+  static fromFd(fd: number, path: string, writable: boolean, sizeBytes?: number): NodeFileDevice {
+    const d = new NodeFileDevice(fd, path, writable)
+    if (sizeBytes !== undefined) d.cachedSize = sizeBytes
+    return d
+  }
   static open(path: string, mode: 'r' | 'rw' = 'r'): NodeFileDevice {
     const fd = fs.openSync(path, mode === 'rw' ? 'r+' : 'r')
     return new NodeFileDevice(fd, path, mode === 'rw')
