@@ -113,7 +113,8 @@ export class CheckpointIndex {
     const groups = new Map<string, DiskCheckpoints>()
     for (const f of libvirt.files) {
       for (const d of f.checkpoint.disks) {
-        if (!d.source) continue
+        // A disk with checkpoint='no' takes part in no checkpoint: its bitmaps are not libvirt's.
+        if (!d.source || d.checkpoint !== 'bitmap') continue
         const key = keyOf(d.source)
         if (key === null) continue
         const gk = `${key}\0${f.domain}\0${d.name}`
