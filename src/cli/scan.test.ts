@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { startQemuNbd } from '../test-support/host.js'
 import { writeCheckpointDir } from '../test-support/libvirt-checkpoints.js'
 import { type PromFamily, parseExposition, samplesOf } from '../test-support/prometheus.js'
 import { makeQemuImage } from '../test-support/qemu-images.js'
@@ -100,6 +101,25 @@ describe('qbm scan --output=prometheus', () => {
     ])
     expect(value(fams, 'qbm_scan_checkpoint_files', {})).toBe(2)
     expect(samplesOf(fams, 'qbm_image_check_errors')).toEqual([]) // --no-check
+  })
+
+  it('reports the qemu-nbd holding an image', () => {
+    const dir = join(t.path, 'held')
+    mkdirSync(dir)
+    const img = join(dir, 'h.qcow2')
+    copyFileSync(join(images, 'a.qcow2'), img)
+    const nbd = startQemuNbd(img, t.path)
+    try {
+      const fams = parseExposition(qbm(['scan', dir, '--output=prometheus']).stdout)
+      expect(value(fams, 'qbm_image_lock_held', { path: img })).toBe(1)
+      expect(value(fams, 'qbm_image_lock_holder_info', { path: img, program: 'qemu-nbd', pid: String(nbd.pid), mode: 'write' })).toBe(1)
+      expect(value(fams, 'qbm_image_needs_attention', { path: img })).toBe(1)
+      expect(samplesOf(fams, 'qbm_image_check_errors')).toEqual([]) // not checked under a running QEMU
+      const human = qbm(['scan', dir])
+      expect(human.stdout).toMatch(new RegExp(`^!\\s+\\S+h\\.qcow2\\s.*\\sqemu-nbd \\(pid ${nbd.pid}\\)\\s+skipped\\s`, 'm'))
+    } finally {
+      nbd.stop()
+    }
   })
 
   it('--output-file replaces the file by rename and leaves no temp file', () => {

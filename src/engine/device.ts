@@ -8,6 +8,13 @@
 export interface BlockDevice {
   /** Current size of the file in bytes. */
   readonly size: number
+  /**
+   * Optional: false when the storage cannot grow past `size` (a block device such as a loop
+   * device or an LVM logical volume), so a write past the end fails. Absent or true: a file,
+   * which grows when written past its end. The edit path refuses, before its first write, a
+   * plan that writes past the end of a device that cannot grow (edits/capacity.ts).
+   */
+  readonly growable?: boolean
   /** Read exactly `length` bytes at absolute `offset`. */
   read(offset: number, length: number): Promise<Uint8Array>
   /**
@@ -29,6 +36,7 @@ export interface WritableBlockDevice extends BlockDevice {
   flush(): Promise<void>
 }
 
+/** True when `d` has the write and flush methods an edit needs. */
 export function isWritable(d: BlockDevice): d is WritableBlockDevice {
   return typeof d.write === 'function' && typeof d.flush === 'function'
 }

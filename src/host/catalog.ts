@@ -12,9 +12,9 @@
  * - Ids are a hash of the realpath: stable across rescans and restarts, and no path.
  */
 import { createHash } from 'node:crypto'
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, readFileSync, realpathSync, statSync, type Stats } from 'node:fs'
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
 import { join, sep } from 'node:path'
-import { NodeFileDevice } from '../io/node-file.js'
+import { NodeFileDevice, blockDeviceSize } from '../io/node-file.js'
 
 /** One image of the catalog. */
 export interface CatalogEntry {
@@ -59,16 +59,6 @@ const errText = (e: unknown): string => {
 /** The stable id of an image: the first 16 hex digits of SHA-256 over its realpath. */
 export function entryId(realPath: string): string {
   return createHash('sha256').update(realPath).digest('hex').slice(0, 16)
-}
-
-/** Size of a block device, from /sys/dev/block/MAJ:MIN/size (512-byte sectors): fstat says 0. */
-function blockDeviceBytes(rdev: number): number {
-  // glibc's gnu_dev_major / gnu_dev_minor over the 64-bit dev_t
-  const hi = Math.floor(rdev / 2 ** 32)
-  const lo = rdev >>> 0
-  const major = ((lo >>> 8) & 0xfff) | ((hi & 0xfffff000) >>> 0)
-  const minor = (lo & 0xff) | ((lo >>> 12) & 0xfff00)
-  return Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512
 }
 
 /**
@@ -141,14 +131,11 @@ class Walk {
     if (this.seenFiles.has(key)) return
     this.seenFiles.add(key)
     const block = p.st.isBlockDevice()
-    let sizeBytes = p.st.size
-    if (block) {
-      try {
-        sizeBytes = blockDeviceBytes(p.st.rdev)
-      } catch (e) {
-        this.errors.push({ path, message: `cannot tell the size of the block device: ${errText(e)}` })
-        return
-      }
+    // fstat says 0 for a block device: its size is in sysfs.
+    const sizeBytes = block ? blockDeviceSize(p.st.rdev) : p.st.size
+    if (sizeBytes === undefined) {
+      this.errors.push({ path, message: 'cannot tell the size of the block device (no /sys/dev/block entry)' })
+      return
     }
     this.entries.push({ id: entryId(realPath), path, realPath, dev: p.st.dev, ino: p.st.ino, kind: block ? 'block' : 'file', sizeBytes })
   }
@@ -218,9 +205,9 @@ export function openEntry(e: CatalogEntry, mode: 'r' | 'rw'): NodeFileDevice {
     if (!kindOk || st.dev !== e.dev || st.ino !== e.ino) {
       throw new Error(`${e.path} is no longer the file the scan found (device ${e.dev}, inode ${e.ino}): rescan`)
     }
-    return NodeFileDevice.fromFd(fd, e.path, mode === 'rw', e.kind === 'block' ? e.sizeBytes : undefined)
   } catch (err) {
     closeSync(fd)
     throw err
   }
+  return NodeFileDevice.fromFd(fd, e.path, mode === 'rw') // closes fd if it throws
 }

@@ -1,15 +1,17 @@
 // The host overview against QEMU: bitmap names, flags and granularity as `qemu-img info
 // --output=json` reports them, dirty bytes as `nbdinfo --map` through `qemu-nbd -B` counts them,
 // the check status as `qemu-img check`'s exit code; a corrupt image gives an error row and the
-// scan goes on; cancellation and progress.
+// scan goes on; cancellation and progress; a real qemu-nbd holding an image is named.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { copyFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { AbortError } from '../engine/index.js'
 import { buildCatalog } from './catalog.js'
+import { readLockTable } from './locks.js'
 import { type OverviewRow, buildOverview, needsAttention } from './overview.js'
 import { makeQemuImage } from '../test-support/qemu-images.js'
-import { TESTDATA, nbdDirtyExtents, qemuImgCheck, qemuImgInfo, tempDir } from '../test-support/tools.js'
+import { startQemuNbd } from '../test-support/host.js'
+import { TESTDATA, nbdDirtyExtents, qemuImg, qemuImgCheck, qemuImgInfo, tempDir } from '../test-support/tools.js'
 
 let t: { path: string; cleanup: () => void }
 let rows: OverviewRow[]
@@ -83,3 +85,39 @@ describe('buildOverview', () => {
     await expect(p).rejects.toBeInstanceOf(AbortError)
   })
 })
+
+describe('an image held by QEMU', () => {
+  it('names the qemu-nbd holding it, read-write or read-only, and skips the check', async () => {
+    const dir = join(t.path, 'held')
+    mkdirSync(dir)
+    for (const f of ['rw.qcow2', 'ro.qcow2']) copyFileSync(byName('two.qcow2').path, join(dir, f))
+    const rw = startQemuNbd(join(dir, 'rw.qcow2'), t.path)
+    const ro = startQemuNbd(join(dir, 'ro.qcow2'), t.path, { readOnly: true })
+    try {
+      const held = await buildOverview(buildCatalog([dir], { recursive: false }).entries, { locks: readLockTable() })
+      const [r1, r2] = [held.find((r) => r.path.endsWith('/ro.qcow2'))!, held.find((r) => r.path.endsWith('/rw.qcow2'))!]
+      expect([r1.holder?.pid, r1.holder?.program, r1.holder?.write]).toEqual([ro.pid, 'qemu-nbd', false])
+      expect([r2.holder?.pid, r2.holder?.program, r2.holder?.write]).toEqual([rw.pid, 'qemu-nbd', true])
+      expect(r2.holderText).toBe(`qemu-nbd (pid ${rw.pid})`)
+      for (const r of [r1, r2]) {
+        expect(r.error).toBeNull()
+        expect(r.check?.status).toBe('skipped')
+        expect(needsAttention(r)).toBe(true)
+      }
+      // read-write, QEMU has marked its bitmaps in use in the file; qemu-img info -U agrees
+      const info = qemuImgInfoShared(r2.path)
+      expect(r2.bitmaps.map((b) => [b.name, b.flags])).toEqual(info.map((b) => [b.name, b.flags]))
+    } finally {
+      rw.stop()
+      ro.stop()
+    }
+    const after = await buildOverview(buildCatalog([dir], { recursive: false }).entries, { locks: readLockTable() })
+    expect(after.map((r) => r.holder)).toEqual([null, null])
+  })
+})
+
+function qemuImgInfoShared(path: string): Array<{ name: string; flags: string[] }> {
+  const r = qemuImg(['info', '-U', '--output=json', path])
+  expect(r.code).toBe(0)
+  return (JSON.parse(r.stdout) as { 'format-specific': { data: { bitmaps: Array<{ name: string; flags: string[] }> } } })['format-specific'].data.bitmaps
+}

@@ -1,8 +1,10 @@
-/** Shared CLI plumbing: open an image file, find a bitmap, refuse unreadable ones. */
+/** Shared CLI plumbing: open an image file, find a bitmap, refuse unreadable ones, edit in place. */
 import { statSync } from 'node:fs'
 import { NodeFileDevice } from '../../io/node-file.js'
+import { editInPlace, heldBy, heldLabel } from '../../host/edit.js'
+import type { LockHolder } from '../../host/locks.js'
 import { err } from '../io.js'
-import { type Bitmap, type Image, type Plan, commitPlan, openImage } from '../../engine/index.js'
+import { type Bitmap, type Image, type Plan, openImage } from '../../engine/index.js'
 import { readerFor, readable } from '../../engine/describe.js'
 import type { BitmapReader } from '../../engine/index.js'
 
@@ -14,18 +16,29 @@ export class CliError extends Error {
   }
 }
 
-export async function openPath(path: string, mode: 'r' | 'rw' = 'r'): Promise<{ dev: NodeFileDevice; img: Image }> {
-  let dev: NodeFileDevice
+function refuseDirectory(path: string): void {
   let isDir = false
   try { isDir = statSync(path).isDirectory() } catch { /* open reports it */ }
   if (isDir) throw new CliError(`Could not open '${path}': it is a directory, not an image file`)
+}
+
+/**
+ * Open an image read-only. `held` is the QEMU process that has it open (src/host/locks.ts):
+ * reads still work, but the live bitmaps are in QEMU's memory, so a one-line warning says so on
+ * stderr unless `quiet` (qbm info prints it as part of its output instead).
+ */
+export async function openPath(path: string, opts: { quiet?: boolean } = {}): Promise<{ dev: NodeFileDevice; img: Image; held: LockHolder | null }> {
+  refuseDirectory(path)
+  let dev: NodeFileDevice
   try {
-    dev = NodeFileDevice.open(path, mode)
+    dev = NodeFileDevice.open(path, 'r')
   } catch (e) {
     throw new CliError(`Could not open '${path}': ${(e as Error).message}`)
   }
   try {
-    return { dev, img: await openImage(dev) }
+    const held = heldBy(dev)
+    if (held && !opts.quiet) err(`qbm: warning: ${path}: ${heldLabel(held)}\n`)
+    return { dev, img: await openImage(dev), held }
   } catch (e) {
     dev.close()
     throw e
@@ -59,21 +72,19 @@ export function notAsQemuSeesIt(img: Image, b: Bitmap): string | undefined {
 }
 
 /**
- * Open read-write, plan (which first runs the image check: an image that fails it is refused),
- * commit, print the plan's warnings: one open, so the plan matches the file it writes. The one
- * write path of every editing command.
+ * The write path of every editing command: src/host/edit.ts editInPlace (open read-write,
+ * refuse if QEMU holds the image, plan, which first runs the image check, then commit after the
+ * capacity check and a second lock check), then print the plan's warnings.
  */
 export async function editFile(path: string, makePlan: (img: Image) => Promise<Plan>): Promise<Plan> {
-  const { dev, img } = await openPath(path, 'rw')
+  refuseDirectory(path)
   try {
-    const plan = await makePlan(img)
-    await commitPlan(dev, plan)
+    const plan = await editInPlace(path, makePlan)
     for (const w of plan.warnings) err(`qbm: warning: ${w}\n`)
     return plan
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).syscall === 'open') throw new CliError(`Could not open '${path}': ${(e as Error).message}`)
     if (e instanceof Error && e.name === 'ConstraintError') throw new CliError(e.message)
     throw e
-  } finally {
-    dev.close()
   }
 }

@@ -2,16 +2,21 @@
 import { describeImage, humanAndExact, humanBytes } from '../../engine/index.js'
 import type { ImageSummary } from '../../engine/index.js'
 import { type Parsed, has, outputFormat } from '../args.js'
+import { heldLabel } from '../../host/edit.js'
+import type { LockHolder } from '../../host/locks.js'
 import { out } from '../io.js'
 import { openPath } from './common.js'
 
+/** Run `qbm info`. */
 export async function cmdInfo(p: Parsed, path: string): Promise<number> {
   const fmt = outputFormat(p)
-  const { dev, img } = await openPath(path)
+  const { dev, img, held } = await openPath(path, { quiet: true })
   try {
     const s = await describeImage(img, { sha256: has(p, 'sha256') })
-    if (fmt === 'json') out(JSON.stringify({ image: path, ...s }, null, 2) + '\n')
-    else out(formatInfo(path, s))
+    if (fmt === 'json') {
+      const heldBy = held ? { pid: held.pid ?? null, program: held.program ?? null, write: held.write, lockBytes: held.lockBytes } : null
+      out(JSON.stringify({ image: path, heldBy, ...s }, null, 2) + '\n')
+    } else out(formatInfo(path, s, { held, blockDevice: dev.isBlockDevice }))
     return 0
   } finally {
     dev.close()
@@ -25,12 +30,18 @@ const STATUS_WORDS: Record<string, string> = {
   invalid: 'INVALID',
 }
 
-export function formatInfo(path: string, s: ImageSummary): string {
+/**
+ * qbm info's human output. `held`: the QEMU process that has the image open, if any;
+ * `blockDevice`: the image is a block device (its size is the device's, and it cannot grow).
+ */
+export function formatInfo(path: string, s: ImageSummary, on: { held?: LockHolder | null; blockDevice?: boolean } = {}): string {
+  const held = on.held ?? null
   const L: string[] = []
   L.push(`image: ${path}`)
+  if (held) L.push(heldLabel(held))
   L.push(`file format: qcow2 v${s.version}`)
   L.push(`virtual size: ${humanAndExact(s.virtualSize)}`)
-  L.push(`file size: ${humanAndExact(s.fileSize)}`)
+  L.push(`${on.blockDevice ? 'device size' : 'file size'}: ${humanAndExact(s.fileSize)}`)
   L.push(`cluster size: ${humanBytes(s.clusterSize)} (${s.clusterSize})`)
   L.push(`refcount bits: ${s.refcountBits}`)
   L.push(`compression type: ${s.compressionType}`)

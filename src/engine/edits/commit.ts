@@ -5,8 +5,15 @@
 import type { WritableBlockDevice } from '../device.js'
 import type { Plan } from './types.js'
 
+/** Options of commitPlan. */
 export interface CommitOptions {
   onProgress?: (doneBytes: number, totalBytes: number, step: string) => void
+  /**
+   * Runs once, right before the first write; when it throws, nothing is written and commitPlan
+   * throws that error. The host's edit path checks here, a second time, that no QEMU process
+   * has opened the image since the plan was made (src/host/edit.ts).
+   */
+  beforeFirstWrite?: () => Promise<void>
 }
 
 /** Execute a plan. Once started it is never cancelled: stopping half-way is what crash safety is for, not a feature. */
@@ -18,6 +25,7 @@ export async function commitPlan(dev: WritableBlockDevice, plan: Plan, opts: Com
     done += w.data.length
     opts.onProgress?.(done, total, w.what)
   }
+  await opts.beforeFirstWrite?.()
   for (const w of plan.writes) await step(w)
   await dev.flush()
   await step(plan.header)
