@@ -28,11 +28,20 @@ function have(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
 }
 
-/** Tools the test suite needs, with the Debian package each comes from. */
+/**
+ * Tools the test suite needs, with the Debian package each comes from; a third element is the
+ * shell test for what is not a command (a Python module).
+ */
 export const TOOLS = [
   ['qemu-img', 'qemu-utils'], ['qemu-io', 'qemu-utils'], ['qemu-nbd', 'qemu-utils'],
   ['nbdinfo', 'libnbd-bin'], ['qemu-system-x86_64', 'qemu-system-x86'], ['losetup', 'mount'],
+  // Prometheus' reference parser of the exposition format, which checks `qbm scan --output=prometheus`.
+  ['prometheus_client', 'python3-prometheus-client', '/usr/bin/python3 -c "import prometheus_client.parser"'],
 ]
+
+function present([cmd, , check]) {
+  return check ? spawnSync('sh', ['-c', check], { stdio: 'ignore' }).status === 0 : have(cmd)
+}
 
 export function chromiumPath() {
   if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH
@@ -42,7 +51,7 @@ export function chromiumPath() {
 
 export function ensureSystemTools() {
   const missing = new Set()
-  for (const [cmd, pkg] of TOOLS) if (!have(cmd)) missing.add(pkg)
+  for (const t of TOOLS) if (!present(t)) missing.add(t[1])
   if (!chromiumPath()) missing.add('chromium')
   if (missing.size === 0) return
   const pkgs = [...missing]
@@ -58,8 +67,8 @@ export function ensureSystemTools() {
     console.error(`qbm: apt-get install ${pkgs.join(' ')} failed`)
     process.exit(1)
   }
-  for (const [cmd, pkg] of TOOLS) {
-    if (!have(cmd)) { console.error(`qbm: ${cmd} is still missing after installing ${pkg}`); process.exit(1) }
+  for (const t of TOOLS) {
+    if (!present(t)) { console.error(`qbm: ${t[0]} is still missing after installing ${t[1]}`); process.exit(1) }
   }
   if (!chromiumPath()) { console.error('qbm: chromium is still missing after apt-get install chromium'); process.exit(1) }
 }

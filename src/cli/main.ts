@@ -10,6 +10,7 @@ import { cmdAllocation, cmdChain, cmdEstimate } from './commands/allocation.js'
 import { COMMANDS as EXTRA } from './commands/registry.js'
 import './commands/bitmap.js'
 import './commands/diff.js'
+import './commands/scan.js'
 
 const USAGE = `usage: qbm COMMAND [options]
 

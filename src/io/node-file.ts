@@ -75,6 +75,18 @@ export class NodeFileDevice implements WritableBlockDevice {
       this.cachedSize = Number(st.size)
     }
   }
+  /**
+   * Wrap a descriptor the caller opened and vetted (the host catalog opens with O_NOFOLLOW and
+   * checks device and inode); close() closes it, also when this throws.
+   */
+  static fromFd(fd: number, path: string, writable: boolean): NodeFileDevice {
+    try {
+      return new NodeFileDevice(fd, path, writable)
+    } catch (e) {
+      fs.closeSync(fd)
+      throw e
+    }
+  }
   /** Open `path` read-only or read-write (never created, never truncated). */
   static open(path: string, mode: 'r' | 'rw' = 'r'): NodeFileDevice {
     const fd = fs.openSync(path, mode === 'rw' ? 'r+' : 'r')

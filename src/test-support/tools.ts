@@ -17,6 +17,17 @@ const APT: Record<string, string> = {
   nbdinfo: 'libnbd-bin', 'qemu-system-x86_64': 'qemu-system-x86', losetup: 'mount',
 }
 
+/**
+ * Throws (failing the test) when Debian's Python lacks a module. Always /usr/bin/python3: the
+ * `python3` on PATH may be another Python (pyenv) without Debian's packages.
+ */
+export function requirePython3Module(module: string, debianPackage: string): void {
+  const r = spawnSync('/usr/bin/python3', ['-c', `import ${module}`])
+  if (r.status !== 0) {
+    throw new Error(`the Python module ${module} is required by this test but not installed for /usr/bin/python3: apt-get install -y ${debianPackage}`)
+  }
+}
+
 /** Throws (failing the test) when a tool is missing. */
 export function requireTool(name: string): void {
   const r = spawnSync('sh', ['-c', `command -v ${name}`])

@@ -5,7 +5,8 @@ export interface ExtraCommand {
   name: string
   usage: string
   spec: Record<string, OptionSpec>
-  positional: number
+  /** how many positional arguments: exactly N, or [min, max] */
+  positional: number | [number, number]
   run: (p: Parsed, args: string[]) => Promise<number>
 }
 

@@ -3,6 +3,7 @@
  * checkpoint's bitmap is present and healthy, present but in use, broken or missing, and which
  * bitmaps no checkpoint refers to — with the fix each case needs.
  */
+import { SaxesParser } from 'saxes'
 import type { Image } from '../image.js'
 
 export interface CheckpointDisk {
@@ -12,7 +13,7 @@ export interface CheckpointDisk {
   checkpoint: string
   /** bitmap name (defaults to the checkpoint's name) */
   bitmap?: string
-  /** the disk's source file from the embedded <domain>, when present */
+  /** the disk's source (`file=`, `dev=`, else `name=`) from the embedded <domain>, when present */
   source?: string
 }
 
@@ -23,42 +24,93 @@ export interface Checkpoint {
   disks: CheckpointDisk[]
 }
 
-function unescapeXml(s: string): string {
-  return s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&')
-}
-
-function attrs(tag: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const m of tag.matchAll(/([\w:-]+)\s*=\s*(?:'([^']*)'|"([^"]*)")/g)) out[m[1]!] = unescapeXml(m[2] ?? m[3] ?? '')
-  return out
-}
-
-/** Parse one `<domaincheckpoint>` document. Throws Error naming what is missing. */
-export function parseCheckpointXml(xml: string): Checkpoint {
-  const body = /<domaincheckpoint\b[^>]*>([\s\S]*)<\/domaincheckpoint>/.exec(xml)?.[1]
-  if (body === undefined) throw new Error('not a libvirt checkpoint: no <domaincheckpoint> element')
-  const domain = /<domain\b[\s\S]*<\/domain>/.exec(body)?.[0] ?? ''
-  const own = body.replace(/<domain\b[\s\S]*<\/domain>/, '')
-  const parentBlock = /<parent>([\s\S]*?)<\/parent>/.exec(own)?.[1]
-  const top = own.replace(/<parent>[\s\S]*?<\/parent>/, '')
-  const name = /<name>([\s\S]*?)<\/name>/.exec(top)?.[1]?.trim()
-  if (!name) throw new Error('libvirt checkpoint without <name>')
-  const ct = /<creationTime>\s*(\d+)\s*<\/creationTime>/.exec(top)?.[1]
-  const sources = new Map<string, string>()
-  for (const m of domain.matchAll(/<disk\b[^>]*>([\s\S]*?)<\/disk>/g)) {
-    const src = /<source\b([^>]*)\/?>/.exec(m[1]!)
-    const tgt = /<target\b([^>]*)\/?>/.exec(m[1]!)
-    if (src && tgt) {
-      const a = attrs(src[1]!)
-      const t = attrs(tgt[1]!)
-      if (t.dev && (a.file ?? a.name)) sources.set(t.dev, (a.file ?? a.name)!)
-    }
+/** XML that is not well-formed, or too large or deep to be a checkpoint; line and column count from 1. */
+export class XmlError extends Error {
+  override readonly name = 'XmlError'
+  constructor(readonly line: number, readonly column: number, readonly problem: string) {
+    super(`malformed XML at line ${line}, column ${column}: ${problem}`)
   }
+}
+
+/** libvirt's own checkpoint files are a few KiB (the domain XML dominates); this bounds memory. */
+const MAX_XML_CHARS = 8 << 20
+const MAX_DEPTH = 256
+
+/** An element of the parsed document: what the checkpoint reader needs of it, nothing more. */
+interface XmlElement {
+  name: string
+  attrs: Record<string, string>
+  children: XmlElement[]
+  text: string
+}
+
+/**
+ * Parse a document with saxes, a conforming non-validating XML 1.0 parser: it refuses what is
+ * not well-formed, resolves the predefined entities and character references (`&amp;`,
+ * `&#38;`, `&#x26;`) and expands no DTD entities. Pure JavaScript, so it runs in the worker.
+ */
+function parseXml(xml: string): XmlElement {
+  if (xml.length > MAX_XML_CHARS) throw new XmlError(1, 1, `document too large (${xml.length} characters; a checkpoint is at most ${MAX_XML_CHARS})`)
+  const parser = new SaxesParser<{ position: true; xmlns: false }>({ position: true, xmlns: false })
+  const stack: XmlElement[] = []
+  let root: XmlElement | undefined
+  const fail = (problem: string): never => { throw new XmlError(parser.line, parser.column + 1, problem) }
+  parser.on('error', (e) => fail(e.message.replace(/^\d+:\d+: /, '')))
+  parser.on('opentag', (tag) => {
+    if (stack.length >= MAX_DEPTH) fail(`elements nested deeper than ${MAX_DEPTH}`)
+    const el: XmlElement = { name: tag.name, attrs: Object.assign(Object.create(null) as Record<string, string>, tag.attributes), children: [], text: '' }
+    const top = stack[stack.length - 1]
+    if (top) top.children.push(el)
+    else root = el
+    stack.push(el)
+  })
+  parser.on('closetag', () => { stack.pop() })
+  const addText = (t: string): void => { const top = stack[stack.length - 1]; if (top) top.text += t }
+  parser.on('text', addText)
+  parser.on('cdata', addText)
+  parser.write(xml).close()
+  if (!root) throw new XmlError(parser.line, parser.column + 1, 'no root element')
+  return root
+}
+
+const child = (el: XmlElement | undefined, name: string): XmlElement | undefined => el?.children.find((c) => c.name === name)
+const children = (el: XmlElement | undefined, name: string): XmlElement[] => el?.children.filter((c) => c.name === name) ?? []
+
+/**
+ * The disk sources of the embedded `<domain>`, by target: each `<devices><disk>`'s own
+ * `<source>` (not those of its `<backingStore>` chain).
+ */
+function domainSources(domain: XmlElement | undefined): Map<string, string> {
+  const sources = new Map<string, string>()
+  for (const d of children(child(domain, 'devices'), 'disk')) {
+    const src = child(d, 'source')?.attrs
+    const dev = child(d, 'target')?.attrs.dev
+    const path = src?.file ?? src?.dev ?? src?.name
+    if (dev && path) sources.set(dev, path)
+  }
+  return sources
+}
+
+/**
+ * Parse one `<domaincheckpoint>` document (libvirt's checkpoint_conf.c format: `<name>`,
+ * `<parent><name>`, `<creationTime>`, `<disks><disk name= checkpoint= bitmap=/>`, the embedded
+ * `<domain>`). Throws XmlError (line, column) for malformed XML, Error naming what is missing.
+ */
+export function parseCheckpointXml(xml: string): Checkpoint {
+  const root = parseXml(xml)
+  if (root.name !== 'domaincheckpoint') throw new Error(`not a libvirt checkpoint: no <domaincheckpoint> element (the root is <${root.name}>)`)
+  // libvirt reads these with XPath string(./name): the text exactly, whitespace included.
+  const name = child(root, 'name')?.text
+  if (!name) throw new Error('libvirt checkpoint without <name>')
+  const parent = child(child(root, 'parent'), 'name')?.text
+  const ct = child(root, 'creationTime')?.text.trim()
+  if (ct !== undefined && !/^\d+$/.test(ct)) throw new Error(`libvirt checkpoint '${name}': <creationTime> is not a number of seconds ('${ct}')`)
+  const sources = domainSources(child(root, 'domain'))
   const disks: CheckpointDisk[] = []
-  const disksBlock = /<disks>([\s\S]*?)<\/disks>/.exec(top)?.[1] ?? ''
-  for (const m of disksBlock.matchAll(/<disk\b([^>]*?)\/?>/g)) {
-    const a = attrs(m[1]!)
+  for (const d of children(child(root, 'disks'), 'disk')) {
+    const a = d.attrs
     if (!a.name) continue
+    // checkpoint_conf.c: no checkpoint= attribute means a bitmap; no bitmap= means the checkpoint's name.
     const checkpoint = a.checkpoint ?? 'bitmap'
     disks.push({
       name: a.name,
@@ -67,8 +119,7 @@ export function parseCheckpointXml(xml: string): Checkpoint {
       ...(sources.has(a.name) ? { source: sources.get(a.name)! } : {}),
     })
   }
-  const parent = parentBlock ? /<name>([\s\S]*?)<\/name>/.exec(parentBlock)?.[1]?.trim() : undefined
-  return { name, ...(parent ? { parent } : {}), ...(ct ? { creationTime: Number(ct) } : {}), disks }
+  return { name, ...(parent ? { parent } : {}), ...(ct !== undefined ? { creationTime: Number(ct) } : {}), disks }
 }
 
 export type CheckpointState = 'healthy' | 'in-use' | 'broken' | 'missing' | 'untrusted'
