@@ -11,6 +11,7 @@ import { COMMANDS as EXTRA } from './commands/registry.js'
 import './commands/bitmap.js'
 import './commands/diff.js'
 import './commands/scan.js'
+import './commands/serve-command.js'
 
 const USAGE = `usage: qbm COMMAND [options]
 

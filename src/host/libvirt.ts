@@ -9,7 +9,9 @@
  */
 import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { type Checkpoint, type CheckpointFinding, type Image, crossCheck, parseCheckpointXml } from '../engine/index.js'
+import { type Checkpoint, type Image, crossCheck, parseCheckpointXml } from '../engine/index.js'
+import type { CheckpointCheck, CheckpointMismatch } from '../session/overview.js'
+export type { CheckpointCheck, CheckpointMismatch, CheckpointSymptom } from '../session/overview.js'
 
 /** Where libvirt's system QEMU driver keeps checkpoint metadata. */
 export const DEFAULT_CHECKPOINT_DIR = '/var/lib/libvirt/qemu/checkpoint'
@@ -135,31 +137,6 @@ export class CheckpointIndex {
   disksOf(st: { dev: number; ino: number }): DiskCheckpoints[] {
     return this.byFile.get(`${st.dev}:${st.ino}`) ?? []
   }
-}
-
-/** What QEMU or libvirt says when a mismatch bites, so a user can match it to a log line. */
-export type CheckpointSymptom = 'bitmap not found in backing chain' | 'Bitmap already exists' | null
-
-/** One finding of the cross-check, with its domain and the error it causes. */
-export interface CheckpointMismatch {
-  domain: string
-  disk: string
-  /** the checkpoint, or null for a bitmap no checkpoint refers to */
-  checkpoint: string | null
-  bitmap: string
-  state: CheckpointFinding['state'] | 'no-checkpoint'
-  symptom: CheckpointSymptom
-  fix: string
-}
-
-/** The cross-check of one image against every domain disk that names it. */
-export interface CheckpointCheck {
-  domain: string
-  disk: string
-  /** checkpoints that refer to a bitmap of this disk */
-  checkpoints: number
-  healthy: number
-  mismatches: CheckpointMismatch[]
 }
 
 /**

@@ -20,16 +20,8 @@ export const RAW_LOCK_SHARED_BASE = 200
 const PERM_BITS = 64
 /** BLK_PERM_WRITE's bit (include/block/block-common.h) */
 const BLK_PERM_WRITE_BIT = 1
-
-/** A QEMU process that has an image open. */
-export interface LockHolder {
-  pid?: number
-  program?: string
-  /** QEMU holds the write permission (lock byte 101) */
-  write: boolean
-  /** QEMU lock bytes seen, e.g. [100, 101, 103, 201, 203] */
-  lockBytes: number[]
-}
+import type { LockHolder } from '../session/overview.js'
+export type { LockHolder } from '../session/overview.js'
 
 /** Looks up the QEMU process holding a file, from one read of /proc/locks. */
 export interface LockTable {

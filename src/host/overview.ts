@@ -10,67 +10,11 @@ import {
   type AbortSignalLike, type BitmapStatus, type Image, AbortError, checkImage, describeImage, openImage, throwIfAborted,
 } from '../engine/index.js'
 import { type CatalogEntry, openEntry } from './catalog.js'
+import type { BitmapRow, CheckResult, CheckStatus, OverviewRow } from '../session/overview.js'
+export { needsAttention } from '../session/overview.js'
+export type { BitmapRow, CheckResult, CheckStatus, OverviewRow } from '../session/overview.js'
 import { type CheckpointCheck, type CheckpointIndex, checkImageCheckpoints } from './libvirt.js'
 import { type LockHolder, type LockTable, holderText } from './locks.js'
-
-/** One bitmap of an image, as the overview lists it. */
-export interface BitmapRow {
-  name: string
-  granularity: number
-  /** qemu-img's words: 'in-use', 'auto' */
-  flags: string[]
-  enabled: boolean
-  status: BitmapStatus
-  /** dirty bytes of the stored data (stale when in use); null when unreadable */
-  dirtyBytes: number | null
-  /** dirtyBytes over the virtual size, in percent */
-  dirtyPercent: number | null
-  problems: string[]
-}
-
-/** The `qemu-img check` verdict: clean, leaks only, errors (corruptions), could not check, or not run. */
-export type CheckStatus = 'clean' | 'leaks' | 'errors' | 'failed' | 'skipped'
-
-/** The check's counts, as in `qbm check --output=json`. */
-export interface CheckResult {
-  status: CheckStatus
-  corruptions: number
-  leaks: number
-  checkErrors: number
-  /** why it failed or was skipped */
-  message?: string
-}
-
-/** One image of the overview. */
-export interface OverviewRow {
-  id: string
-  path: string
-  realPath: string
-  kind: 'file' | 'block'
-  /** bytes of the file, or of the block device */
-  fileSize: number
-  /** null when the image could not be read */
-  virtualSize: number | null
-  bitmapCount: number
-  /** bitmaps with the in-use flag (stale, unless a QEMU holds the image) */
-  inUseCount: number
-  /** the largest dirty percentage over the bitmaps whose data could be read */
-  maxDirtyPercent: number | null
-  bitmaps: BitmapRow[]
-  /** the process holding QEMU's locks on the image */
-  holder: LockHolder | null
-  /** 'qemu-nbd (pid 1234)' */
-  holderText: string | null
-  /** null when not asked for */
-  check: CheckResult | null
-  checkpoints: CheckpointCheck[]
-  /** checkpoint findings that need a fix, over every domain disk naming the image */
-  checkpointMismatches: number
-  /** why QEMU would refuse to open it, and bitmap directory errors */
-  warnings: string[]
-  /** why the image could not be read at all */
-  error: string | null
-}
 
 /** How the overview is built. */
 export interface OverviewOptions {
@@ -83,21 +27,8 @@ export interface OverviewOptions {
   onProgress?: (done: number, total: number, row: OverviewRow) => void
 }
 
-/**
- * The rows a user must look at: unreadable, refused by QEMU, a bitmap in use or broken, held by
- * a QEMU process, check errors or leaks, or a checkpoint mismatch. The UI filter and the CLI share it.
- */
-export function needsAttention(r: OverviewRow): boolean {
-  return r.error !== null ||
-    r.warnings.length > 0 ||
-    r.inUseCount > 0 ||
-    r.bitmaps.some((b) => b.status !== 'ok') ||
-    r.holder !== null ||
-    (r.check !== null && r.check.status !== 'clean' && r.check.status !== 'skipped') ||
-    r.checkpointMismatches > 0
-}
-
-function checkResult(r: Awaited<ReturnType<typeof checkImage>>): CheckResult {
+/** The overview's form of a check report. */
+export function checkResult(r: Awaited<ReturnType<typeof checkImage>>): CheckResult {
   const status: CheckStatus = r.exitCode === 0 ? 'clean' : r.exitCode === 2 ? 'errors' : r.exitCode === 3 ? 'leaks' : 'failed'
   return {
     status, corruptions: r.corruptions, leaks: r.leaks, checkErrors: r.checkErrors,

@@ -7,6 +7,9 @@
  * events, and `cancel(jobId)` stops them at their next check.
  */
 import type { Edit, ErrorInfo, Extent, ImageSummary, Repair } from '../engine/index.js'
+import type { CheckResult, LockHolder, OverviewRow } from './overview.js'
+
+export type { CheckResult, LockHolder, OverviewRow } from './overview.js'
 
 export type { ErrorInfo, Extent, ImageSummary }
 export type { BitmapSummary } from '../engine/index.js'
@@ -23,11 +26,7 @@ export type OpenSource =
   | { kind: 'host'; id: string; /** for display until it is open */ name?: string }
 
 /** A QEMU process holding the image open (its OFD locks), as the host saw it when opening. */
-export interface HolderInfo {
-  pid?: number
-  program?: string
-  /** QEMU holds the write permission */
-  write: boolean
+export interface HolderInfo extends LockHolder {
   /** 'qemu-nbd (pid 1234)' */
   text: string
 }
@@ -204,16 +203,14 @@ export interface HostInfo {
   version: string
 }
 
-/** One image of the host overview (src/host/overview.ts computes it). */
-export type { OverviewRow } from './overview-types.js'
-
 /** The host overview: every image under the PATHs. */
 export interface HostOverview {
-  rows: import('./overview-types.js').OverviewRow[]
-  /** PATHs or entries that could not be listed */
+  rows: OverviewRow[]
+  /** PATHs or directory entries that were refused or could not be read */
   errors: Array<{ path: string; message: string }>
-  /** libvirt checkpoint directory read, when any */
-  checkpointDir?: string
+  /** the libvirt checkpoint directory read, when any, and its files that could not be read */
+  libvirt?: { dir: string; checkpoints: number; errors: Array<{ path: string; message: string }> }
+  /** when the scan ended (ms since the epoch) */
   scannedAt: number
 }
 
@@ -288,7 +285,7 @@ export interface EngineApi {
   /** Every image under the host's PATHs (refused in the browser). Progress: images done. */
   hostOverview(jobId?: number): Promise<HostOverview>
   /** Run the image check on one image of the host overview (same check as `qbm check`). */
-  hostCheck(id: string, jobId?: number): Promise<import('./overview-types.js').CheckStatus>
+  hostCheck(id: string, jobId?: number): Promise<CheckResult>
 }
 
 /** What the engine side calls back on the page's side. */
@@ -331,7 +328,7 @@ export interface EngineClient {
   close(): Promise<void>
   hostInfo(): Promise<HostInfo | null>
   hostOverview(onProgress?: ProgressFn, signal?: AbortSignal): Promise<HostOverview>
-  hostCheck(id: string, signal?: AbortSignal): Promise<import('./overview-types.js').CheckStatus>
+  hostCheck(id: string, signal?: AbortSignal): Promise<CheckResult>
   /** Stop the transport for good. */
   dispose(): void
 }

@@ -4,8 +4,8 @@
  * browser host (src/worker/browser-host.ts), `qbm serve` a Node one (src/server/node-host.ts);
  * the session itself never knows which.
  */
-import type { AbortSignalLike, BlockDevice, Plan } from '../engine/index.js'
-import type { CheckStatus } from './overview-types.js'
+import type { AbortSignalLike, BlockDevice, Image, Plan } from '../engine/index.js'
+import type { CheckResult } from './overview.js'
 import type { CommitProgressFn, HolderInfo, HostInfo, HostOverview, OpenSource, ProgressFn } from './api.js'
 
 /** An opened source: its device and what the host knows about it. */
@@ -21,6 +21,8 @@ export interface OpenedSource {
   editsRefused?: string
   writeMode: 'copy' | 'in-place'
   heldBy?: HolderInfo
+  /** Called once the session decoded the image (a host records what a later commit must find unchanged). */
+  afterOpen?(image: Image): Promise<void>
 }
 
 export interface SessionHost {
@@ -47,5 +49,5 @@ export interface SessionHost {
   /** Every image under the host's PATHs. */
   overview?(signal: AbortSignalLike | undefined, onProgress: ProgressFn): Promise<HostOverview>
   /** The image check on one catalog image. */
-  check?(id: string, signal: AbortSignalLike | undefined): Promise<CheckStatus>
+  check?(id: string, signal: AbortSignalLike | undefined): Promise<CheckResult>
 }

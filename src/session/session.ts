@@ -112,6 +112,7 @@ export class EngineSession implements EngineApi {
     const opened = await this.host.open(source, signal)
     try {
       const image = await openImage(opened.device, sig(signal))
+      await opened.afterOpen?.(image)
       const readers = new Map<number, BitmapReader>()
       const summary = await describeImage(image, { counts: false, readers, ...sig(signal) })
       const result: OpenResult = {
