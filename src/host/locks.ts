@@ -148,12 +148,15 @@ function fdIs(pid: number, fd: string, st: FileId): boolean {
 /**
  * The processes holding QEMU locks on a file whose /proc/locks key is one of `keys`, through
  * the `lock:` lines of their /proc/PID/fdinfo/FD files (Linux 4.x and later list an open file's
- * locks there). With `verify`, the fd must also refer to that file (see holderOf). Processes
- * we may not inspect (another user's, without root) are passed over.
+ * locks there). With `verify`, the fd must also refer to that file (see holderOf). The search
+ * stops once the holders found account for every byte in `bytes`. Processes we may not
+ * inspect (another user's, without root) are passed over.
  */
-function findHolders(keys: ReadonlySet<string>, verify?: FileId): LockHolder[] {
+function findHolders(keys: ReadonlySet<string>, verify?: FileId, bytes: readonly number[] = []): LockHolder[] {
   const found: LockHolder[] = []
+  const missing = new Set(bytes)
   for (const pid of pidsQemuFirst()) {
+    if (found.length > 0 && missing.size === 0) break
     if (pid === process.pid) continue
     const lines: LockLine[] = []
     for (const fd of listDir(`/proc/${pid}/fdinfo`)) {
@@ -167,7 +170,10 @@ function findHolders(keys: ReadonlySet<string>, verify?: FileId): LockHolder[] {
       }
       if (mine.length > 0 && (!verify || fdIs(pid, fd, verify))) lines.push(...mine)
     }
-    if (lines.length > 0) found.push(holderFrom(lines, pid, programOf(pid)))
+    if (lines.length === 0) continue
+    const h = holderFrom(lines, pid, programOf(pid))
+    for (const b of h.lockBytes) missing.delete(b)
+    found.push(h)
   }
   return found
 }
@@ -180,7 +186,7 @@ function readProcLocks(): string | undefined {
 type FileId = { dev: number | bigint; ino: number | bigint }
 
 /** How holders are found for a file's lock keys (findHolders; tests pass their own). */
-export type HolderFinder = (keys: ReadonlySet<string>, verify?: FileId) => LockHolder[]
+export type HolderFinder = (keys: ReadonlySet<string>, verify?: FileId, bytes?: readonly number[]) => LockHolder[]
 
 /** A lock table from the text of /proc/locks (undefined: no /proc/locks, no holders). */
 export function lockTableFrom(text: string | undefined, find: HolderFinder = findHolders): LockTable {
@@ -195,7 +201,7 @@ export function lockTableFrom(text: string | undefined, find: HolderFinder = fin
       if (lines) {
         // POSIX locks (QEMU's fallback) name their owner; OFD locks need the fdinfo search.
         const posixPid = lines.find((l) => l.kind === 'POSIX')?.pid
-        const holders = posixPid !== undefined ? [holderFrom(lines, posixPid, programOf(posixPid))] : find(new Set([key]))
+        const holders = posixPid !== undefined ? [holderFrom(lines, posixPid, programOf(posixPid))] : find(new Set([key]), undefined, sortedBytes(lines))
         // Several holders (e.g. two `qemu-nbd -r`): name the writer if there is one.
         h = holders.find((x) => x.write) ?? holders[0] ?? holderFrom(lines)
       } else {
@@ -204,7 +210,7 @@ export function lockTableFrom(text: string | undefined, find: HolderFinder = fin
         const ino = `:${BigInt(st.ino)}`
         const keys = new Set([...byFile.keys()].filter((k) => k.endsWith(ino)))
         if (keys.size > 0) {
-          const holders = find(keys, st)
+          const holders = find(keys, st, sortedBytes([...keys].flatMap((k) => byFile.get(k)!)))
           h = holders.find((x) => x.write) ?? holders[0] ?? null
         }
       }
