@@ -31,7 +31,7 @@ function have(cmd) {
 /** Tools the test suite needs, with the Debian package each comes from. */
 export const TOOLS = [
   ['qemu-img', 'qemu-utils'], ['qemu-io', 'qemu-utils'], ['qemu-nbd', 'qemu-utils'],
-  ['nbdinfo', 'libnbd-bin'], ['qemu-system-x86_64', 'qemu-system-x86'], ['losetup', 'mount'],
+  ['nbdinfo', 'libnbd-bin'], ['qemu-system-x86_64', 'qemu-system-x86'], ['losetup', 'mount'], ['blockdev', 'util-linux'],
 ]
 
 export function chromiumPath() {
