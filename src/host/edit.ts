@@ -23,8 +23,9 @@ export class ImageHeldError extends Error {
   override readonly name = 'ImageHeldError'
   constructor(readonly holder: LockHolder) {
     super(`open in ${holderText(holder)}${holder.write ? '' : ', read-only'}: editing an image QEMU has open corrupts it ` +
-      '(QEMU keeps the bitmaps in memory and stores its own over the file when it closes the image' +
-      `${holder.write ? '' : '; a read-only user keeps reading the metadata it loaded'}). ` +
+      (holder.write
+        ? '(QEMU keeps the bitmaps in memory and writes its own over the file when it closes the image). '
+        : '(QEMU works from the metadata it loaded when it opened the image, and may reopen it read-write, e.g. for a block commit). ') +
       'Stop it, or change the bitmaps through QEMU (QMP block-dirty-bitmap-*), then retry; --force does not override this')
   }
 }
