@@ -44,13 +44,15 @@ export async function usedEnd(img: Image): Promise<number> {
 
 /**
  * The refusal for a plan that does not fit, naming the bytes needed and the bytes free, e.g.
- * "the edit needs 192 KiB (196,608 bytes) past the end of the device /dev/loop3 (64 MiB ...)".
+ * "the edit needs 192 KiB (196,608 bytes) past the end of the device /dev/loop3, whose size is
+ * 64 MiB (67,108,864 bytes): its new clusters need 192 KiB (196,608 bytes) after the last
+ * cluster in use (at 0x4000000), where 0 bytes are free. ..."
  * `used` is usedEnd(img) of the image the plan was made from.
  */
 export function capacityRefusal(o: Overrun, deviceSize: number, used: number, device: string): string {
   const free = Math.max(0, deviceSize - used)
   const after = Math.max(0, o.end - used)
-  return `the edit needs ${humanAndExact(o.past)} past the end of the device ${device} (${humanAndExact(deviceSize)}): ` +
-    `its clusters need ${humanAndExact(after)} after the last cluster in use (which ends at ${hex(used)}), and ${humanAndExact(free)} ${free === 1 ? 'is' : 'are'} free there. ` +
+  return `the edit needs ${humanAndExact(o.past)} past the end of the device ${device}, whose size is ${humanAndExact(deviceSize)}: ` +
+    `its new clusters need ${humanAndExact(after)} after the last cluster in use (at ${hex(used)}), where ${humanAndExact(free)} ${free === 1 ? 'is' : 'are'} free. ` +
     'qbm cannot grow a block device: extend it (lvextend for a logical volume) and retry; nothing was written'
 }
