@@ -894,8 +894,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
         const img = s.image
         if (!img || r?.status !== 'ready') return false
         const src = currentSource
-        if (!src || (src.kind !== 'handle' && src.kind !== 'host') || !img.writable) {
-          fail(`Writing ${img.name}`, { code: 'ConstraintError', message: img.readOnlyReason ?? 'This image was opened as a plain file, which the browser gives read-only. Use "Download edited copy", or open the file with "Open image…" or by dropping it.' })
+        if (!src || (src.kind !== 'handle' && src.kind !== 'host')) {
+          fail(`Writing ${img.name}`, { code: 'ConstraintError', message: 'This image was opened as a plain file, which the browser gives read-only. Use "Download edited copy", or open the file with "Open image…" or by dropping it.' })
           return false
         }
         // A browser file needs readwrite permission, asked inside the click; a host writes itself.

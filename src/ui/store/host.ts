@@ -35,7 +35,7 @@ export interface HostActions {
 export const initialHost = (): HostState => ({ host: null, overview: null, overviewLoading: false, attentionOnly: false, checking: [] })
 
 /** The rows the table shows. */
-export function visibleRows(s: HostState): OverviewRow[] {
+export function visibleRows(s: Pick<HostState, 'overview' | 'attentionOnly'>): OverviewRow[] {
   const rows = s.overview?.rows ?? []
   return s.attentionOnly ? rows.filter(needsAttention) : rows
 }
