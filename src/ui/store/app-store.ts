@@ -581,6 +581,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       isAbort,
       openHost: (id, name) => get().open({ kind: 'host', id, name }, 'host'),
       closeImage: () => get().closeImage(),
+      shownHostId: () => (currentSource?.kind === 'host' ? currentSource.id : undefined),
     })
 
     // ---- actions -------------------------------------------------------------------------

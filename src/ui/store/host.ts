@@ -28,7 +28,7 @@ export interface HostActions {
   checkRow(id: string): Promise<void>
   /** Open one row's image in the image view. */
   openHostImage(id: string): Promise<void>
-  /** Leave the image view for the overview. */
+  /** Leave the image view for the overview (its row is read again: it may have been edited). */
   showOverview(): Promise<void>
 }
 
@@ -50,6 +50,8 @@ interface HostDeps {
   isAbort(e: unknown): boolean
   openHost(id: string, name: string): Promise<void>
   closeImage(): Promise<void>
+  /** the catalog id of the image shown, when it came from the host */
+  shownHostId(): string | undefined
 }
 
 export function createHost(d: HostDeps): HostActions {
@@ -134,7 +136,18 @@ export function createHost(d: HostDeps): HostActions {
     },
 
     async showOverview() {
+      const id = d.shownHostId()
       await d.closeImage()
+      if (id !== undefined) {
+        try {
+          const fresh = await d.client.hostOverview(undefined, undefined, [id])
+          const row = fresh.rows[0]
+          if (row) patchRow(id, row)
+          queue.unshift(id)
+        } catch (e) {
+          if (!d.isAbort(e)) d.fail('Reading the image again', e)
+        }
+      }
       void drain()
     },
   }
