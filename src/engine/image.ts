@@ -5,7 +5,8 @@
 import type { BlockDevice } from './device.js'
 import { FormatError, type AbortSignalLike, throwIfAborted } from './errors.js'
 import {
-  Autoclear, BME_MAX_PHYS_SIZE, ExtensionType, Incompatible, KNOWN_INCOMPATIBLE, hasBit,
+  Autoclear, BME_MAX_PHYS_SIZE, BitmapsExtField, DIR_ENTRY_HEADER_SIZE, DirEntryField, ExtensionType, HeaderField, Incompatible,
+  KNOWN_INCOMPATIBLE, MAX_CLUSTER_BITS, hasBit,
 } from './qcow2/constants.js'
 import { type Header, decodeHeader, headerFeatureNames } from './qcow2/header.js'
 import {
@@ -82,8 +83,8 @@ export async function openImage(device: BlockDevice, opts: OpenOptions = {}): Pr
   const first = await device.read(0, Math.min(fileSize, 4096))
   // Cluster 0 holds the header and its extensions; header_length may exceed 4 KiB (QEMU allows
   // up to the cluster size), so read the whole cluster when cluster_bits says it is larger.
-  const clusterBits = first.length >= 24 ? new DataView(first.buffer, first.byteOffset).getUint32(20) : 0
-  const cluster0 = clusterBits > 12 && clusterBits <= 21 && fileSize > first.length
+  const clusterBits = first.length >= HeaderField.clusterBits + 4 ? new DataView(first.buffer, first.byteOffset).getUint32(HeaderField.clusterBits) : 0
+  const cluster0 = clusterBits > 12 && clusterBits <= MAX_CLUSTER_BITS && fileSize > first.length
     ? await device.read(0, Math.min(fileSize, 2 ** clusterBits))
     : first
   const header = decodeHeader(cluster0, fileSize)
@@ -152,7 +153,7 @@ export async function openImage(device: BlockDevice, opts: OpenOptions = {}): Pr
     throwIfAborted(opts.signal)
     const { bitmapDirectoryOffset: dOff, bitmapDirectorySize: dSize } = bitmapsExtension
     if (dOff + dSize > fileSize) {
-      bitmapsError = new FormatError('bitmaps extension', 'bitmap_directory_offset', bitmapsExtension.offset + 16, `puts the directory (${dSize} bytes) past the end of the file (0x${fileSize.toString(16)})`, dOff)
+      bitmapsError = new FormatError('bitmaps extension', 'bitmap_directory_offset', bitmapsExtension.offset + BitmapsExtField.bitmapDirectoryOffset, `puts the directory (${dSize} bytes) past the end of the file (0x${fileSize.toString(16)})`, dOff)
       if (bitmapsTrusted) qemuRefuses.push(bitmapsError.message)
     } else {
       const dirBuf = await device.read(dOff, dSize)
@@ -203,14 +204,14 @@ async function loadBitmaps(
     const dupe = dupeIndex === undefined ? undefined : out[dupeIndex]
     if (dupe) {
       if (inUse) warnings.push(`name duplicates bitmap ${dupe.index}; QEMU skips this in-use copy`)
-      else problems.push(new FormatError(structure, 'name', e.offset + 24 + e.extraDataSize, `duplicates bitmap ${dupe.index} (Bitmap already exists)`, displayName(e.nameBytes)).message)
+      else problems.push(new FormatError(structure, 'name', e.offset + DIR_ENTRY_HEADER_SIZE + e.extraDataSize, `duplicates bitmap ${dupe.index} (Bitmap already exists)`, displayName(e.nameBytes)).message)
     }
     let table: Float64Array<ArrayBufferLike> = new Float64Array(0)
     // Bound the table by the file and QEMU's data limit before reading it.
     const tableBytes = e.tableSize * 8
     const tableOk = e.tableOffset > 0 && e.tableOffset % cs === 0 && e.tableSize > 0
     if (tableOk && e.tableOffset + tableBytes > device.size) {
-      problems.push(new FormatError(structure, 'bitmap_table_offset', e.offset, `puts the table (${tableBytes} bytes) past the end of the file`, e.tableOffset).message)
+      problems.push(new FormatError(structure, 'bitmap_table_offset', e.offset + DirEntryField.bitmapTableOffset, `puts the table (${tableBytes} bytes) past the end of the file`, e.tableOffset).message)
     } else if (tableOk && e.tableSize * cs <= BME_MAX_PHYS_SIZE * 2) {
       const t = await readTable(device, e.tableOffset, e.tableSize, cs)
       table = t.entries
@@ -227,7 +228,7 @@ async function loadBitmaps(
       }
     }
     if (!inUse && e.violations.length === 0 && e.tableSize > expected) {
-      problems.push(new FormatError(structure, 'bitmap_table_size', e.offset + 8, `is larger than the ${expected} entries the disk needs (Could not read bitmap from image)`, e.tableSize).message)
+      problems.push(new FormatError(structure, 'bitmap_table_size', e.offset + DirEntryField.bitmapTableSize, `is larger than the ${expected} entries the disk needs (Could not read bitmap from image)`, e.tableSize).message)
     }
     if (inUse && e.tableSize !== expected) {
       warnings.push(`table has ${e.tableSize} entries but the disk needs ${expected} (resized while in use): rebuild before clearing in_use`)

@@ -19,12 +19,14 @@
  */
 import type { Image, Bitmap } from '../image.js'
 import { type AbortSignalLike, throwIfAborted } from '../errors.js'
+import { FAR } from '../bytes.js'
 import { type CheckFinding, Findings } from './findings.js'
 import { type QemuOpen, emulateQemuOpen } from './open.js'
 import { readSnapshotTable } from './snapshots.js'
 import { StoredRefcounts } from './stored.js'
 import type { ReferenceCounts } from './counts.js'
-import { calculateReferences, clusterType, offsetOf, u64 } from './references.js'
+import { calculateReferences } from './references.js'
+import { L1_ENTRY_SIZE, clusterType, entryOffset, entryU64, isCopied, l2EntrySize } from '../qcow2/mapping.js'
 import { hex, readPadded, readReusing } from './padded.js'
 
 export type { CheckFinding, FindingKind } from './findings.js'
@@ -187,7 +189,7 @@ async function compareRefcounts(
       // the (read-only) image corrupt in memory, once.
       if (!unalignedSeen) {
         unalignedSeen = true
-        f.warning(`qcow2: Image is corrupt: Refblock offset 0x${hex(stored.entries[ti]!.offset)} unaligned (reftable index: ${ti === 0 ? 0 : `0x${hex(ti)}`}); further non-fatal corruption events will be suppressed`)
+        f.warning(`qcow2: Image is corrupt: Refblock offset 0x${hex(stored.entries[ti]!.offsetRaw ?? stored.entries[ti]!.offset)} unaligned (reftable index: ${ti === 0 ? 0 : `0x${hex(ti)}`}); further non-fatal corruption events will be suppressed`)
       }
       for (let i = from; i < to; i++) f.internal(`Can't get refcount for cluster ${i}: Input/output error`, { cluster: i })
       continue
@@ -232,24 +234,24 @@ async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcou
   for (let first = 0; first < h.l1Size; first += chunk) {
     throwIfAborted(signal)
     const n = Math.min(chunk, h.l1Size - first)
-    const at = h.l1TableOffset + first * 8
+    const at = h.l1TableOffset + first * L1_ENTRY_SIZE
     if (at >= dev.size) break
-    const buf = await readPadded(dev, at, n * 8)
+    const buf = await readPadded(dev, at, n * L1_ENTRY_SIZE)
     const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     for (let i = 0; i < n; i++) {
-      const hi = v.getUint32(i * 8)
-      const lo = v.getUint32(i * 8 + 4)
-      const l2 = offsetOf(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0)
+      const hi = v.getUint32(i * L1_ENTRY_SIZE)
+      const lo = v.getUint32(i * L1_ENTRY_SIZE + 4)
+      const l2 = entryOffset(hi, lo)
       if (l2 === 0) continue
-      const cluster = typeof l2 === 'bigint' ? Infinity : Math.floor(l2 / cs)
-      const rc = cluster === Infinity ? 0 : await stored.get(cluster)
+      // a cluster past 2^53 lies past the end of the file: its refcount is 0
+      const cluster = l2 >= FAR ? -1 : Math.floor(l2 / cs)
+      const rc = cluster < 0 ? 0 : await stored.get(cluster)
       if (rc === undefined) continue
-      const copied = (hi & 0x80000000) !== 0
-      if ((rc === 1) !== copied) {
-        const exact = cluster === Infinity ? '0' : await stored.exact(cluster)
-        f.error(`ERROR OFLAG_COPIED L2 cluster: l1_index=${first + i} l1_entry=${hex(u64(hi, lo))} refcount=${exact}`, { offset: at + i * 8 })
+      if ((rc === 1) !== isCopied(hi)) {
+        const exact = cluster < 0 ? '0' : await stored.exact(cluster)
+        f.error(`ERROR OFLAG_COPIED L2 cluster: l1_index=${first + i} l1_entry=${hex(entryU64(hi, lo))} refcount=${exact}`, { offset: at + i * L1_ENTRY_SIZE })
       }
-      if (typeof l2 === 'bigint' || l2 >= dev.size) continue
+      if (l2 >= dev.size) continue
       let r = memo.get(l2)
       if (!r) {
         r = await copiedL2(img, open, stored, l2, f.limit, scratch)
@@ -266,7 +268,7 @@ async function copiedL2(img: Image, open: QemuOpen, stored: StoredRefcounts, l2:
   // one reused buffer for every table (results are kept per table, not the bytes)
   const buf = await readReusing(img.device, l2, cs, scratch)
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  const esize = open.extendedL2 ? 16 : 8
+  const esize = l2EntrySize(open.extendedL2)
   const out: CopiedL2 = { errors: 0, messages: [] }
   for (let p = 0; p < cs; p += esize) {
     const hi = v.getUint32(p)
@@ -280,16 +282,16 @@ async function copiedL2(img: Image, open: QemuOpen, stored: StoredRefcounts, l2:
       rc = 1
       exact = '1'
     } else {
-      const data = offsetOf(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0)
-      if (typeof data === 'bigint') { rc = 0; exact = '0' } else {
+      const data = entryOffset(hi, lo)
+      if (data >= FAR) { rc = 0; exact = '0' } else {
         rc = await stored.get(Math.floor(data / cs))
         if (rc === undefined) continue
         exact = await stored.exact(Math.floor(data / cs))
       }
     }
-    if ((rc === 1) !== ((hi & 0x80000000) !== 0)) {
+    if ((rc === 1) !== isCopied(hi)) {
       out.errors++
-      if (out.messages.length < limit) out.messages.push(`ERROR OFLAG_COPIED data cluster: l2_entry=${hex(u64(hi, lo))} refcount=${exact}`)
+      if (out.messages.length < limit) out.messages.push(`ERROR OFLAG_COPIED data cluster: l2_entry=${hex(entryU64(hi, lo))} refcount=${exact}`)
     }
   }
   return out

@@ -13,6 +13,7 @@
  */
 import type { Image } from '../image.js'
 import { FormatError } from '../errors.js'
+import { offsetFrom } from '../bytes.js'
 import {
   Autoclear, BME_FLAG_IN_USE, ExtensionType, Incompatible, KNOWN_INCOMPATIBLE, MAX_L1_BYTES,
   MAX_REFTABLE_BYTES, hasBit,
@@ -86,9 +87,10 @@ export async function emulateQemuOpen(img: Image, ignoreBitmaps = false): Promis
     else if (cext.length !== 16) refusals.push(`CRYPTO header extension size ${cext.length}, but expected size 16`)
     else {
       const v = new DataView(cext.data.buffer, cext.data.byteOffset, cext.data.byteLength)
-      const offset = Number(v.getBigUint64(0))
-      const length = Number(v.getBigUint64(8))
-      if (offset % cs !== 0) refusals.push(`Encryption header offset '${offset}' is not a multiple of cluster size '${cs}'`)
+      const offsetRaw = v.getBigUint64(0)
+      const offset = offsetFrom(offsetRaw)
+      const length = offsetFrom(v.getBigUint64(8))
+      if (offsetRaw % BigInt(cs) !== 0n) refusals.push(`Encryption header offset '${offsetRaw}' is not a multiple of cluster size '${cs}'`)
       else crypto = { offset, length }
     }
   } else if (h.cryptMethod === 2) {
@@ -186,7 +188,7 @@ async function loadBitmaps(img: Image, refusals: string[]): Promise<LoadedDirect
         refusals.push(`Could not read bitmap_table table from image for bitmap '${name}': Input/output error`)
         return undefined
       }
-      const table = await readInFile(img.device, tableOffsetOf(e), e.tableSize * 8)
+      const table = await readInFile(img.device, e.tableOffset, e.tableSize * 8)
       const tv = new DataView(table.buffer, table.byteOffset, table.byteLength)
       for (let i = 0; i < table.length >>> 3; i++) {
         if (checkTableEntry(tv.getBigUint64(i * 8), cs)) {
@@ -202,11 +204,6 @@ async function loadBitmaps(img: Image, refusals: string[]): Promise<LoadedDirect
     }
   }
   return { offset, size, entries: dir.entries }
-}
-
-/** The table offset of an entry as a number (approximate above 2^53: past any file end). */
-export function tableOffsetOf(e: DirEntry): number {
-  return e.tableOffset >= 0 ? e.tableOffset : Number(e.tableOffsetRaw)
 }
 
 const latin1 = new TextDecoder('latin1')

@@ -5,7 +5,7 @@
 import {
   BME_FLAG_IN_USE, BME_MAX_GRANULARITY_BITS, BME_MAX_NAME_SIZE, BME_MAX_PHYS_SIZE, BME_MAX_TABLE_SIZE,
   BME_MIN_GRANULARITY_BITS, BME_RESERVED_FLAGS, BME_TABLE_ENTRY_FLAG_ALL_ONES, BME_TABLE_ENTRY_OFFSET_MASK,
-  BME_TABLE_ENTRY_RESERVED_MASK, BT_DIRTY_TRACKING_BITMAP,
+  BME_TABLE_ENTRY_RESERVED_MASK, BT_DIRTY_TRACKING_BITMAP, DIR_ENTRY_HEADER_SIZE, DirEntryField as D,
 } from '../constants.js'
 
 /** Number of bits of a bitmap over a disk of `diskLength` bytes (spec §4.3). */
@@ -45,23 +45,23 @@ export interface DirEntryFields {
 /** QEMU's check_dir_entry, rule by rule (spec §3.4 step 4). */
 export function checkDirEntry(e: DirEntryFields, clusterSize: number, diskLength: number): Violation[] {
   const v: Violation[] = []
-  if (e.tableSize === 0) v.push({ field: 'bitmap_table_size', pos: 8, problem: 'is zero', value: 0 })
-  if (e.tableSize > BME_MAX_TABLE_SIZE) v.push({ field: 'bitmap_table_size', pos: 8, problem: `exceeds ${BME_MAX_TABLE_SIZE}`, value: e.tableSize })
-  if (e.tableOffset === 0n) v.push({ field: 'bitmap_table_offset', pos: 0, problem: 'is zero', value: 0 })
-  else if (e.tableOffset % BigInt(clusterSize) !== 0n) v.push({ field: 'bitmap_table_offset', pos: 0, problem: 'is not cluster aligned', value: e.tableOffset })
+  if (e.tableSize === 0) v.push({ field: 'bitmap_table_size', pos: D.bitmapTableSize, problem: 'is zero', value: 0 })
+  if (e.tableSize > BME_MAX_TABLE_SIZE) v.push({ field: 'bitmap_table_size', pos: D.bitmapTableSize, problem: `exceeds ${BME_MAX_TABLE_SIZE}`, value: e.tableSize })
+  if (e.tableOffset === 0n) v.push({ field: 'bitmap_table_offset', pos: D.bitmapTableOffset, problem: 'is zero', value: 0 })
+  else if (e.tableOffset % BigInt(clusterSize) !== 0n) v.push({ field: 'bitmap_table_offset', pos: D.bitmapTableOffset, problem: 'is not cluster aligned', value: e.tableOffset })
   if (e.granularityBits > BME_MAX_GRANULARITY_BITS || e.granularityBits < BME_MIN_GRANULARITY_BITS) {
-    v.push({ field: 'granularity_bits', pos: 17, problem: `is outside QEMU's ${BME_MIN_GRANULARITY_BITS}..${BME_MAX_GRANULARITY_BITS}`, value: e.granularityBits })
+    v.push({ field: 'granularity_bits', pos: D.granularityBits, problem: `is outside QEMU's ${BME_MIN_GRANULARITY_BITS}..${BME_MAX_GRANULARITY_BITS}`, value: e.granularityBits })
   }
-  if ((e.flags & BME_RESERVED_FLAGS) >>> 0 !== 0) v.push({ field: 'flags', pos: 12, problem: 'has reserved bits set (QEMU accepts only in_use and auto)', value: e.flags })
-  if (e.nameSize > BME_MAX_NAME_SIZE) v.push({ field: 'name_size', pos: 18, problem: `exceeds ${BME_MAX_NAME_SIZE}`, value: e.nameSize })
-  if (e.type !== BT_DIRTY_TRACKING_BITMAP) v.push({ field: 'type', pos: 16, problem: 'is not 1 (dirty tracking bitmap)', value: e.type })
+  if ((e.flags & BME_RESERVED_FLAGS) >>> 0 !== 0) v.push({ field: 'flags', pos: D.flags, problem: 'has reserved bits set (QEMU accepts only in_use and auto)', value: e.flags })
+  if (e.nameSize > BME_MAX_NAME_SIZE) v.push({ field: 'name_size', pos: D.nameSize, problem: `exceeds ${BME_MAX_NAME_SIZE}`, value: e.nameSize })
+  if (e.type !== BT_DIRTY_TRACKING_BITMAP) v.push({ field: 'type', pos: D.type, problem: 'is not 1 (dirty tracking bitmap)', value: e.type })
   if (e.tableSize * clusterSize > BME_MAX_PHYS_SIZE) {
-    v.push({ field: 'bitmap_table_size', pos: 8, problem: `times the cluster size exceeds QEMU's ${BME_MAX_PHYS_SIZE} bytes`, value: e.tableSize })
+    v.push({ field: 'bitmap_table_size', pos: D.bitmapTableSize, problem: `times the cluster size exceeds QEMU's ${BME_MAX_PHYS_SIZE} bytes`, value: e.tableSize })
   }
   if ((e.flags & BME_FLAG_IN_USE) === 0 && e.granularityBits <= 63 && e.granularityBits >= 0) {
     // disk_length > (table_size * cs * 8) << granularity_bits
     const covered = e.tableSize * clusterSize * 8 * 2 ** e.granularityBits
-    if (diskLength > covered) v.push({ field: 'bitmap_table_size', pos: 8, problem: 'is too small for the disk', value: e.tableSize })
+    if (diskLength > covered) v.push({ field: 'bitmap_table_size', pos: D.bitmapTableSize, problem: 'is too small for the disk', value: e.tableSize })
   }
   return v
 }
@@ -95,5 +95,5 @@ export function checkNewName(nameBytes: Uint8Array): string | undefined {
 
 /** Size of one directory entry on disk, padded to 8. */
 export function dirEntrySize(extraDataSize: number, nameSize: number): number {
-  return Math.ceil((24 + extraDataSize + nameSize) / 8) * 8
+  return Math.ceil((DIR_ENTRY_HEADER_SIZE + extraDataSize + nameSize) / 8) * 8
 }

@@ -4,9 +4,11 @@
  * (name_size = name length, no extra data, zero padding).
  */
 import { isCleanUtf8 } from '../../names.js'
-import { Cursor, Writer } from '../../bytes.js'
+import { Cursor, Writer, offsetFrom } from '../../bytes.js'
 import { FormatError } from '../../errors.js'
-import { BME_FLAG_AUTO, BME_FLAG_IN_USE, DIR_ENTRY_HEADER_SIZE } from '../constants.js'
+import {
+  BME_FLAG_AUTO, BME_FLAG_IN_USE, BT_DIRTY_TRACKING_BITMAP, BitmapsExtField, DIR_ENTRY_HEADER_SIZE, DirEntryField as D,
+} from '../constants.js'
 import { type Violation, checkDirEntry, dirEntrySize } from './constraints.js'
 
 /** One directory entry as stored, plus where it is. */
@@ -16,7 +18,9 @@ export interface DirEntry {
   readonly offset: number
   /** size on disk, padded */
   readonly size: number
+  /** FAR above 2^53 (QEMU reads zeros there; docs/format.md §1.3) */
   readonly tableOffset: number
+  /** bitmap_table_offset as stored */
   readonly tableOffsetRaw: bigint
   readonly tableSize: number
   readonly flags: number
@@ -40,6 +44,7 @@ export interface Directory {
   readonly error?: FormatError
 }
 
+/** The structure name errors use for entry `index`. */
 export function dirEntryStructure(index: number): string {
   return `bitmap directory entry ${index}`
 }
@@ -53,8 +58,8 @@ export function decodeDirectory(
   /** where the bitmaps extension's data starts, so count and size errors can point at its fields */
   extOffset?: number,
 ): Directory {
-  const nbAt = extOffset === undefined ? offset : extOffset
-  const sizeAt = extOffset === undefined ? offset : extOffset + 8
+  const nbAt = extOffset === undefined ? offset : extOffset + BitmapsExtField.nbBitmaps
+  const sizeAt = extOffset === undefined ? offset : extOffset + BitmapsExtField.bitmapDirectorySize
   const c = new Cursor(buf, offset, 'bitmap directory')
   const entries: DirEntry[] = []
   const size = buf.length
@@ -65,8 +70,8 @@ export function decodeDirectory(
     if (pos + DIR_ENTRY_HEADER_SIZE > size) {
       return { entries, error: new FormatError('bitmaps extension', 'bitmap_directory_size', sizeAt, `ends inside the header of entry ${index} at 0x${(offset + pos).toString(16)} (Broken bitmap directory)`, size) }
     }
-    const extraDataSize = c.u32(pos + 20)
-    const nameSize = c.u16(pos + 18)
+    const extraDataSize = c.u32(pos + D.extraDataSize)
+    const nameSize = c.u16(pos + D.nameSize)
     const esize = dirEntrySize(extraDataSize, nameSize)
     if (pos + esize > size) {
       return { entries, error: new FormatError('bitmaps extension', 'bitmap_directory_size', sizeAt, `ends inside ${structure} at 0x${(offset + pos).toString(16)}, whose name_size ${nameSize} makes it ${esize} bytes (Broken bitmap directory)`, size) }
@@ -74,17 +79,17 @@ export function decodeDirectory(
     if (index >= nbBitmaps) {
       return { entries, error: new FormatError('bitmaps extension', 'nb_bitmaps', nbAt, `is ${nbBitmaps} but the directory holds more entries (More bitmaps found than specified in header extension)`, nbBitmaps) }
     }
-    const tableOffsetRaw = c.u64(pos)
+    const tableOffsetRaw = c.u64(pos + D.bitmapTableOffset)
     const fields = {
       tableOffset: tableOffsetRaw,
-      tableSize: c.u32(pos + 8),
-      flags: c.u32(pos + 12),
-      type: c.u8(pos + 16),
-      granularityBits: c.u8(pos + 17),
+      tableSize: c.u32(pos + D.bitmapTableSize),
+      flags: c.u32(pos + D.flags),
+      type: c.u8(pos + D.type),
+      granularityBits: c.u8(pos + D.granularityBits),
       nameSize,
     }
     const violations: Violation[] = []
-    if (extraDataSize !== 0) violations.push({ field: 'extra_data_size', pos: 20, problem: 'is not zero (Bitmap extra data is not supported by QEMU)', value: extraDataSize })
+    if (extraDataSize !== 0) violations.push({ field: 'extra_data_size', pos: D.extraDataSize, problem: 'is not zero (Bitmap extra data is not supported by QEMU)', value: extraDataSize })
     violations.push(...checkDirEntry(fields, clusterSize, diskLength))
     const nameStart = pos + DIR_ENTRY_HEADER_SIZE + extraDataSize
     const nameBytes = buf.slice(nameStart, nameStart + nameSize)
@@ -100,7 +105,7 @@ export function decodeDirectory(
       offset: offset + pos,
       size: esize,
       tableOffsetRaw,
-      tableOffset: tableOffsetRaw > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(tableOffsetRaw),
+      tableOffset: offsetFrom(tableOffsetRaw),
       tableSize: fields.tableSize,
       flags: fields.flags,
       type: fields.type,
@@ -134,14 +139,14 @@ export interface NewDirEntry {
 export function encodeDirEntry(e: NewDirEntry): Uint8Array {
   const out = new Uint8Array(dirEntrySize(0, e.nameBytes.length))
   const w = new Writer(out)
-  w.u64(0, e.tableOffset)
-  w.u32(8, e.tableSize)
-  w.u32(12, e.flags >>> 0)
-  w.u8(16, 1)
-  w.u8(17, e.granularityBits)
-  w.u16(18, e.nameBytes.length)
-  w.u32(20, 0)
-  w.set(24, e.nameBytes)
+  w.u64(D.bitmapTableOffset, e.tableOffset)
+  w.u32(D.bitmapTableSize, e.tableSize)
+  w.u32(D.flags, e.flags >>> 0)
+  w.u8(D.type, BT_DIRTY_TRACKING_BITMAP)
+  w.u8(D.granularityBits, e.granularityBits)
+  w.u16(D.nameSize, e.nameBytes.length)
+  w.u32(D.extraDataSize, 0)
+  w.set(DIR_ENTRY_HEADER_SIZE, e.nameBytes)
   return out
 }
 
@@ -158,15 +163,17 @@ export function encodeDirectory(entries: readonly Uint8Array[]): Uint8Array {
 export function patchDirEntry(raw: Uint8Array, patch: { tableOffset?: number; tableSize?: number; flags?: number }): Uint8Array {
   const out = raw.slice()
   const w = new Writer(out)
-  if (patch.tableOffset !== undefined) w.u64(0, patch.tableOffset)
-  if (patch.tableSize !== undefined) w.u32(8, patch.tableSize)
-  if (patch.flags !== undefined) w.u32(12, patch.flags >>> 0)
+  if (patch.tableOffset !== undefined) w.u64(D.bitmapTableOffset, patch.tableOffset)
+  if (patch.tableSize !== undefined) w.u32(D.bitmapTableSize, patch.tableSize)
+  if (patch.flags !== undefined) w.u32(D.flags, patch.flags >>> 0)
   return out
 }
 
+/** in_use flag (spec §3.2). */
 export function isInUse(flags: number): boolean {
   return (flags & BME_FLAG_IN_USE) !== 0
 }
+/** auto flag: the bitmap is enabled (spec §3.2). */
 export function isAuto(flags: number): boolean {
   return (flags & BME_FLAG_AUTO) !== 0
 }
