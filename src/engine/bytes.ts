@@ -1,7 +1,7 @@
 /**
  * Big-endian reading and writing over a buffer that knows its absolute offset in the image,
  * so every decode error can say where it happened; and the engine's one rule for 64-bit
- * offsets (docs/format.md §1.3):
+ * offsets (docs/format.md §0.3):
  *
  * Every byte offset and size in the engine is a `number`. A 64-bit field is read as a bigint (or
  * as two 32-bit words in hot loops) and turned into a number here, at the decode boundary:

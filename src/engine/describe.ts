@@ -78,7 +78,7 @@ export function readerFor(img: Image, b: Bitmap, readers?: Map<number, BitmapRea
 
 /** Whether the data of this bitmap can be read at all. */
 export function readable(b: Bitmap): boolean {
-  // QEMU's limit (2^32 bits, spec §3.3) also bounds the reader's memory.
+  // QEMU's limit (2^32 bits, docs/format.md §3.3) also bounds the reader's memory.
   return b.table.length > 0 && b.granularityBits >= 9 && b.granularityBits <= 63 && b.nbits > 0 && b.nbits <= 2 ** 32
 }
 

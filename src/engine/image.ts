@@ -1,6 +1,6 @@
 /**
  * Opening an image: header, extensions, bitmaps extension, directory and every bitmap table
- * (spec §1-§4). Reads metadata only; bitmap data is read on demand by BitmapReader.
+ * (docs/format.md §1-§4). Reads metadata only; bitmap data is read on demand by BitmapReader.
  */
 import type { BlockDevice } from './device.js'
 import { FormatError, type AbortSignalLike, throwIfAborted } from './errors.js'
@@ -140,7 +140,7 @@ export async function openImage(device: BlockDevice, opts: OpenOptions = {}): Pr
         : 'Autoclear bit 0 (bitmaps) is clear: a program lacking bitmap support modified this file, so QEMU considers every bitmap inconsistent and ignores them; their clusters show as leaks.')
     }
     if (bitmapsError && !autoclearBit && bitmapsError.field !== 'length') {
-      // QEMU checks only the length before looking at autoclear bit 0 (spec §2.1).
+      // QEMU checks only the length before looking at autoclear bit 0 (docs/format.md §2.1).
       warnings.push(`The ignored bitmaps extension is also invalid: ${bitmapsError.message}`)
     } else if (bitmapsError) {
       qemuRefuses.push(bitmapsError.message)

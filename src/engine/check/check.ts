@@ -1,5 +1,5 @@
 /**
- * `qbm check`: the equivalent of `qemu-img check` without repairs (spec §5.3, §6.6; QEMU
+ * `qbm check`: the equivalent of `qemu-img check` without repairs (docs/format.md §5.3, §6.6; QEMU
  * block/qcow2.c qcow2_co_check_locked, block/qcow2-refcount.c qcow2_check_refcounts,
  * compare_refcounts, check_oflag_copied, qemu-img.c img_check). Read-only.
  *
@@ -310,7 +310,7 @@ async function addWarnings(img: Image, f: Findings): Promise<void> {
   }
 }
 
-/** Whether the stored last cluster of a bitmap has bits set at or past nbits (spec §4.5). */
+/** Whether the stored last cluster of a bitmap has bits set at or past nbits (docs/format.md §4.5). */
 async function tailBitsSet(img: Image, b: Bitmap): Promise<boolean> {
   if (b.status !== 'ok' && b.status !== 'in-use') return false
   const cs = img.header.clusterSize

@@ -4,7 +4,7 @@
  * that open that qbm's own reader does not make or makes differently, and loads the bitmap
  * directory exactly as QEMU does (BITMAP qcow2_read_extensions, bitmap_list_load,
  * qcow2_load_dirty_bitmaps), because any failure there makes QEMU refuse the image and
- * `qemu-img check` exit 1 (spec §6.6).
+ * `qemu-img check` exit 1 (docs/format.md §6.6).
  *
  * QEMU is more tolerant than qbm's reader in a few places, and a check must follow QEMU:
  * reads past the end of the file return zeros, so a directory, table or data cluster past the

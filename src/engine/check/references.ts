@@ -1,6 +1,6 @@
 /**
  * Rebuild the refcount every cluster should have, from every structure that references it
- * (spec §5.3; QEMU block/qcow2-refcount.c calculate_refcounts, check_refcounts_l1/_l2,
+ * (docs/format.md §5.3; QEMU block/qcow2-refcount.c calculate_refcounts, check_refcounts_l1/_l2,
  * check_refblocks, and block/qcow2-bitmap.c qcow2_check_bitmaps_refcounts):
  *
  *   cluster 0 (header); the active L1 table, its L2 tables and (without an external data
@@ -169,7 +169,7 @@ class Walker {
 
   /**
    * QEMU's qcow2_inc_refcounts_imrt: one reference to every cluster touched by the range.
-   * `raw`: the offset as stored, for the message when `offset` is FAR (docs/format.md §1.3).
+   * `raw`: the offset as stored, for the message when `offset` is FAR (docs/format.md §0.3).
    */
   private inc(offset: number, size: number, times = 1, raw?: bigint): void {
     if (size <= 0 || times <= 0) return

@@ -40,7 +40,7 @@ export interface Snapshot {
   readonly index: number
   /** absolute offset of the entry */
   readonly offset: number
-  /** l1_table_offset; FAR above 2^53 (docs/format.md §1.3) */
+  /** l1_table_offset; FAR above 2^53 (docs/format.md §0.3) */
   readonly l1TableOffset: number
   /** l1_table_offset exactly */
   readonly l1TableOffsetRaw: bigint

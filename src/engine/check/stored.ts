@@ -1,5 +1,5 @@
 /**
- * The refcounts stored in the image (spec §5.1-§5.2), read the way QEMU reads them during a
+ * The refcounts stored in the image (docs/format.md §5.1-§5.2), read the way QEMU reads them during a
  * check: the refcount table as the header describes it (entries past the end of the file read
  * as zero), each refcount block on demand through a bounded cache, reserved bits of a table
  * entry ignored for the lookup (REF qcow2_get_refcount masks them off), and a block at an
@@ -18,7 +18,7 @@ const RESERVED_LO = Number(REFT_RESERVED_MASK)
 
 /** One refcount table entry as QEMU sees it. */
 export interface ReftableEntry {
-  /** entry & REFT_OFFSET_MASK; FAR above 2^53 (docs/format.md §1.3) */
+  /** entry & REFT_OFFSET_MASK; FAR above 2^53 (docs/format.md §0.3) */
   readonly offset: number
   /** the exact offset when `offset` is FAR, for messages */
   readonly offsetRaw?: bigint

@@ -1,11 +1,11 @@
 /**
  * qcow2 vocabulary: magic, field offsets, extension ids, feature bits and QEMU's limits,
- * named after QEMU's docs/interop/qcow2.txt (spec digest §1-§3, §5).
+ * named after QEMU's docs/interop/qcow2.txt (docs/format.md §1-§3, §5).
  */
 
 export const QCOW_MAGIC = 0x514649fb
 
-/** Byte offsets of header fields (spec §1.1). */
+/** Byte offsets of header fields (docs/format.md §1.1). */
 export const HeaderField = {
   magic: 0,
   version: 4,
@@ -39,7 +39,7 @@ export const MAX_REFTABLE_BYTES = 8 * 1024 * 1024
 export const MAX_L1_BYTES = 32 * 1024 * 1024
 export const MAX_SNAPSHOTS = 65536
 
-/** Byte offsets inside a header extension record: type, length, then the data padded to 8 (spec §1.3). */
+/** Byte offsets inside a header extension record: type, length, then the data padded to 8 (docs/format.md §1.3). */
 export const ExtensionRecordField = {
   type: 0,
   length: 4,
@@ -48,7 +48,7 @@ export const ExtensionRecordField = {
 /** Size of a header extension record before its data. */
 export const EXT_RECORD_HEADER_SIZE = 8
 
-/** Header extension types (spec §1.3). */
+/** Header extension types (docs/format.md §1.3). */
 export const ExtensionType = {
   end: 0x00000000,
   backingFormat: 0xe2792aca,
@@ -70,7 +70,7 @@ export function extensionTypeName(type: number): string {
   }
 }
 
-/** Feature bits (spec §1.2). */
+/** Feature bits (docs/format.md §1.2). */
 export const Incompatible = {
   dirty: 0n,
   corrupt: 1n,
@@ -100,9 +100,9 @@ export function hasBit(bits: bigint, bit: bigint): boolean {
   return ((bits >> bit) & 1n) === 1n
 }
 
-// ---- bitmaps (spec §2-§4; QEMU block/qcow2-bitmap.c) ----
+// ---- bitmaps (docs/format.md §2-§4; QEMU block/qcow2-bitmap.c) ----
 
-/** Byte offsets inside the bitmaps extension's data (spec §2.1). */
+/** Byte offsets inside the bitmaps extension's data (docs/format.md §2.1). */
 export const BitmapsExtField = {
   nbBitmaps: 0,
   reserved32: 4,
@@ -112,7 +112,7 @@ export const BitmapsExtField = {
 /** The bitmaps extension's data length: exactly 24 bytes. */
 export const BITMAPS_EXT_LENGTH = 24
 
-/** Byte offsets inside a bitmap directory entry; extra data, then the name, follow the fixed part (spec §3.1). */
+/** Byte offsets inside a bitmap directory entry; extra data, then the name, follow the fixed part (docs/format.md §3.1). */
 export const DirEntryField = {
   bitmapTableOffset: 0,
   bitmapTableSize: 8,
@@ -142,7 +142,7 @@ export const BME_TABLE_ENTRY_OFFSET_MASK = 0x00fffffffffffe00n
 export const BME_TABLE_ENTRY_FLAG_ALL_ONES = 1n
 export const BT_DIRTY_TRACKING_BITMAP = 1
 
-/** Refcount table entries (spec §5.1). */
+/** Refcount table entries (docs/format.md §5.1). */
 export const REFT_RESERVED_MASK = 0x1ffn
 export const REFT_OFFSET_MASK = 0xfffffffffffffe00n
 

@@ -1,5 +1,5 @@
 /**
- * The qcow2 header (spec §1.1): decode with every check QEMU makes in qcow2_do_open that
+ * The qcow2 header (docs/format.md §1.1): decode with every check QEMU makes in qcow2_do_open that
  * matters before bitmaps can be read.
  */
 import { Cursor, offsetFrom } from '../bytes.js'
@@ -29,7 +29,7 @@ export interface Header {
   readonly nbSnapshots: number
   /** FAR above 2^53 (QEMU accepts any offset when nb_snapshots is 0); exact value in `raw` */
   readonly snapshotsOffset: number
-  /** the 64-bit offsets as stored, for messages and QEMU's range checks (docs/format.md §1.3) */
+  /** the 64-bit offsets as stored, for messages and QEMU's range checks (docs/format.md §0.3) */
   readonly raw: { readonly l1TableOffset: bigint; readonly refcountTableOffset: bigint; readonly snapshotsOffset: bigint }
   readonly incompatibleFeatures: bigint
   readonly compatibleFeatures: bigint

@@ -1,5 +1,5 @@
 /**
- * L1 and L2 table entries (docs/format.md §7; qcow2.txt "Cluster mapping"): the one decoder of
+ * L1 and L2 table entries (docs/format.md §1.5; qcow2.txt "Cluster mapping"): the one decoder of
  * their bits, shared by the check (check/references.ts, check/check.ts) and the allocation map
  * (analysis/allocation.ts).
  *
@@ -36,7 +36,7 @@ export function l2EntrySize(extendedL2: boolean): 8 | 16 {
 /**
  * Bits 9-55 of an entry (L1E_OFFSET_MASK = L2E_OFFSET_MASK): the host offset of an L2 table (L1 entry) or a data cluster (standard
  * L2 entry). Always exact as a number: a multiple of 512 below 2^56 needs at most 47 significant
- * bits, so no rounding happens even above 2^53 (docs/format.md §1.3).
+ * bits, so no rounding happens even above 2^53 (docs/format.md §0.3).
  */
 export function entryOffset(hi: number, lo: number): number {
   return (hi & OFFSET_HI) * 2 ** 32 + ((lo & OFFSET_LO) >>> 0)

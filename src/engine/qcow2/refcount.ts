@@ -1,5 +1,5 @@
 /**
- * Refcount table and refcount blocks (spec §5.1-§5.2): loading every refcount into one array
+ * Refcount table and refcount blocks (docs/format.md §5.1-§5.2): loading every refcount into one array
  * (by cluster index), and the packing of entries for every refcount width 1-64 bits.
  */
 import { FormatError, type AbortSignalLike, throwIfAborted } from '../errors.js'

@@ -1,5 +1,5 @@
 /**
- * QEMU's limits and predicates for bitmaps (spec §3.3-§3.5, §4.3; BITMAP check_dir_entry,
+ * QEMU's limits and predicates for bitmaps (docs/format.md §3.3-§3.5, §4.3; BITMAP check_dir_entry,
  * check_table_entry, qcow2_co_can_store_new_dirty_bitmap). Shared by reader and editor.
  */
 import {
@@ -8,7 +8,7 @@ import {
   BME_TABLE_ENTRY_RESERVED_MASK, BT_DIRTY_TRACKING_BITMAP, DIR_ENTRY_HEADER_SIZE, DirEntryField as D,
 } from '../constants.js'
 
-/** Number of bits of a bitmap over a disk of `diskLength` bytes (spec §4.3). */
+/** Number of bits of a bitmap over a disk of `diskLength` bytes (docs/format.md §4.3). */
 export function bitmapBits(diskLength: number, granularityBits: number): number {
   return Math.ceil(diskLength / 2 ** granularityBits)
 }
@@ -18,7 +18,7 @@ export function bitmapDataBytes(diskLength: number, granularityBits: number): nu
   return Math.ceil(bitmapBits(diskLength, granularityBits) / 8)
 }
 
-/** The table size QEMU requires exactly (spec §4.3). */
+/** The table size QEMU requires exactly (docs/format.md §4.3). */
 export function expectedTableSize(diskLength: number, granularityBits: number, clusterSize: number): number {
   const words = Math.ceil(bitmapBits(diskLength, granularityBits) / 64)
   return Math.ceil((words * 8) / clusterSize)
@@ -42,7 +42,7 @@ export interface DirEntryFields {
   nameSize: number
 }
 
-/** QEMU's check_dir_entry, rule by rule (spec §3.4 step 4). */
+/** QEMU's check_dir_entry, rule by rule (docs/format.md §3.4 step 4). */
 export function checkDirEntry(e: DirEntryFields, clusterSize: number, diskLength: number): Violation[] {
   const v: Violation[] = []
   if (e.tableSize === 0) v.push({ field: 'bitmap_table_size', pos: D.bitmapTableSize, problem: 'is zero', value: 0 })
@@ -66,7 +66,7 @@ export function checkDirEntry(e: DirEntryFields, clusterSize: number, diskLength
   return v
 }
 
-/** Kinds of bitmap table entries (spec §4.2, named as QEMU's qcow2.py does). */
+/** Kinds of bitmap table entries (docs/format.md §4.2, named as QEMU's qcow2.py does). */
 export type TableEntryKind = 'all-zeroes' | 'all-ones' | 'serialized' | 'invalid'
 
 /** Why a table entry is invalid, or undefined (BITMAP check_table_entry). */
@@ -85,7 +85,7 @@ export function defaultGranularity(clusterSize: number): number {
   return Math.min(65536, Math.max(4096, clusterSize))
 }
 
-/** Why a name cannot be stored, or undefined (spec §3.5). */
+/** Why a name cannot be stored, or undefined (docs/format.md §3.5). */
 export function checkNewName(nameBytes: Uint8Array): string | undefined {
   if (nameBytes.length === 0) return 'Bitmap name cannot be empty'
   if (nameBytes.length > BME_MAX_NAME_SIZE) return `Name length exceeds maximum (${BME_MAX_NAME_SIZE} characters)`

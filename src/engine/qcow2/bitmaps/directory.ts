@@ -1,5 +1,5 @@
 /**
- * The bitmap directory (spec §3): the only code that knows the entry layout. Decoding follows
+ * The bitmap directory (docs/format.md §3): the only code that knows the entry layout. Decoding follows
  * QEMU's bitmap_list_load walk; an encoder writes entries the way QEMU's bitmap_list_store does
  * (name_size = name length, no extra data, zero padding).
  */
@@ -18,7 +18,7 @@ export interface DirEntry {
   readonly offset: number
   /** size on disk, padded */
   readonly size: number
-  /** FAR above 2^53 (QEMU reads zeros there; docs/format.md §1.3) */
+  /** FAR above 2^53 (QEMU reads zeros there; docs/format.md §0.3) */
   readonly tableOffset: number
   /** bitmap_table_offset as stored */
   readonly tableOffsetRaw: bigint
@@ -126,7 +126,7 @@ export function decodeDirectory(
   return { entries }
 }
 
-/** Fields of a directory entry to encode. Extra data is never written (spec §3.6). */
+/** Fields of a directory entry to encode. Extra data is never written (docs/format.md §3.6). */
 export interface NewDirEntry {
   tableOffset: number
   tableSize: number
@@ -169,11 +169,11 @@ export function patchDirEntry(raw: Uint8Array, patch: { tableOffset?: number; ta
   return out
 }
 
-/** in_use flag (spec §3.2). */
+/** in_use flag (docs/format.md §3.2). */
 export function isInUse(flags: number): boolean {
   return (flags & BME_FLAG_IN_USE) !== 0
 }
-/** auto flag: the bitmap is enabled (spec §3.2). */
+/** auto flag: the bitmap is enabled (docs/format.md §3.2). */
 export function isAuto(flags: number): boolean {
   return (flags & BME_FLAG_AUTO) !== 0
 }

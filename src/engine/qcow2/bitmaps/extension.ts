@@ -1,5 +1,5 @@
 /**
- * The bitmaps header extension (spec §2): 24 bytes, checked in QEMU's order
+ * The bitmaps header extension (docs/format.md §2): 24 bytes, checked in QEMU's order
  * (qcow2_read_extensions).
  */
 import { Cursor, offsetFrom } from '../../bytes.js'
@@ -10,12 +10,12 @@ import {
 } from '../constants.js'
 import type { HeaderExtension } from '../extensions.js'
 
-/** The decoded extension (spec §2.1). */
+/** The decoded extension (docs/format.md §2.1). */
 export interface BitmapsExtension {
   readonly nbBitmaps: number
   readonly reserved32: number
   readonly bitmapDirectorySize: number
-  /** FAR above 2^53 (QEMU reads zeros there; docs/format.md §1.3); exact value in `bitmapDirectoryOffsetRaw` */
+  /** FAR above 2^53 (QEMU reads zeros there; docs/format.md §0.3); exact value in `bitmapDirectoryOffsetRaw` */
   readonly bitmapDirectoryOffset: number
   readonly bitmapDirectoryOffsetRaw: bigint
   /** absolute offset of the extension's data */
@@ -56,7 +56,7 @@ export function decodeBitmapsExtension(e: HeaderExtension, clusterSize: number):
   }
 }
 
-/** The extension's 24 data bytes (spec §2.1), reserved32 zero. */
+/** The extension's 24 data bytes (docs/format.md §2.1), reserved32 zero. */
 export function encodeBitmapsExtensionData(ext: Pick<BitmapsExtension, 'nbBitmaps' | 'bitmapDirectorySize' | 'bitmapDirectoryOffset'>): Uint8Array {
   const out = new Uint8Array(BITMAPS_EXT_LENGTH)
   const v = new DataView(out.buffer)

@@ -1,5 +1,5 @@
 /**
- * Bitmap tables (spec §4.2): table_size big-endian u64 entries. Decoded to a Float64Array
+ * Bitmap tables (docs/format.md §4.2): table_size big-endian u64 entries. Decoded to a Float64Array
  * where 0 = all zeroes, 1 = all ones, any other value = the data cluster's offset.
  */
 import { FormatError } from '../../errors.js'
@@ -17,7 +17,7 @@ const OFFSET_LO = Number(BME_TABLE_ENTRY_OFFSET_MASK & 0xffffffffn)
 
 /**
  * Data cluster offset of a table entry given as its big-endian words (bits 9-55). Exact as a
- * number: a multiple of 512 below 2^56 (docs/format.md §1.3).
+ * number: a multiple of 512 below 2^56 (docs/format.md §0.3).
  */
 export function dataOffsetOf(hi: number, lo: number): number {
   return (hi & OFFSET_HI) * 2 ** 32 + ((lo & OFFSET_LO) >>> 0)
