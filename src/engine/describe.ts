@@ -5,7 +5,7 @@
 import type { Bitmap, BitmapStatus, Image } from './image.js'
 import { BitmapReader } from './qcow2/bitmaps/data.js'
 import { bitmapSha256 } from './analysis/digest.js'
-import type { AbortSignalLike } from './errors.js'
+import type { AbortSignalLike, Finding } from './errors.js'
 import { throwIfAborted } from './errors.js'
 
 export interface BitmapSummary {
@@ -18,8 +18,11 @@ export interface BitmapSummary {
   type: number
   enabled: boolean
   status: BitmapStatus
+  /** why QEMU refuses it (display form) */
   problems: string[]
   warnings: string[]
+  /** the same problems and warnings with structure, field and offset (always set by describeImage) */
+  findings?: Finding[]
   tableOffset: number
   tableSize: number
   expectedTableSize: number
@@ -48,7 +51,10 @@ export interface ImageSummary {
   bitmapsExtension?: { nbBitmaps: number; directoryOffset: number; directorySize: number; trusted: boolean }
   bitmapsError?: { message: string; structure: string; field: string; offset: number }
   warnings: string[]
+  /** why QEMU's normal open refuses the image (display form) */
   qemuRefuses: string[]
+  /** image-level refusals and warnings with structure, field and offset (always set by describeImage) */
+  findings?: Finding[]
   bitmaps: BitmapSummary[]
 }
 
@@ -112,6 +118,7 @@ export async function describeImage(img: Image, opts: DescribeOptions = {}): Pro
       status: b.status,
       problems: b.problems,
       warnings: b.warnings,
+      findings: b.findings,
       tableOffset: b.tableOffset,
       tableSize: b.tableSize,
       expectedTableSize: b.expectedTableSize,
@@ -139,6 +146,7 @@ export async function describeImage(img: Image, opts: DescribeOptions = {}): Pro
     ...(img.bitmapsError ? { bitmapsError: { message: img.bitmapsError.message, structure: img.bitmapsError.structure, field: img.bitmapsError.field, offset: img.bitmapsError.offset } } : {}),
     warnings: img.warnings,
     qemuRefuses: img.qemuRefuses,
+    findings: img.findings,
     bitmaps,
   }
 }

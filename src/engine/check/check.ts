@@ -17,17 +17,16 @@
  *   second reference is an "overflow" corruption, and the compare then sees 1 = 1.
  * - Stored refcounts past the end of the file (plus at most one cluster) are never compared.
  */
-import type { Image, Bitmap } from '../image.js'
+import { type Image, type Bitmap, checkOpenRefusals } from '../image.js'
 import { type AbortSignalLike, throwIfAborted } from '../errors.js'
 import { FAR } from '../bytes.js'
 import { type CheckFinding, Findings } from './findings.js'
-import { type QemuOpen, emulateQemuOpen } from './open.js'
 import { readSnapshotTable } from './snapshots.js'
 import { StoredRefcounts } from './stored.js'
 import type { ReferenceCounts } from './counts.js'
 import { calculateReferences } from './references.js'
 import { L1_ENTRY_SIZE, clusterType, entryOffset, entryU64, isCopied, l2EntrySize } from '../qcow2/mapping.js'
-import { hex, readPadded, readReusing } from './padded.js'
+import { hex, readPadded, readReusing } from '../padded.js'
 
 export type { CheckFinding, FindingKind } from './findings.js'
 
@@ -105,8 +104,12 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     }
   }
 
-  const open = await emulateQemuOpen(img, opts.ignoreBitmaps === true)
-  if (open.refusals.length > 0) return stop(`Could not open: ${open.refusals[0]}`)
+  // QEMU's check open, as decided when the image was opened (docs/format.md §6.1).
+  const ignoreBitmaps = opts.ignoreBitmaps === true
+  const refusals = checkOpenRefusals(img, ignoreBitmaps)
+  if (refusals.length > 0) return stop(`Could not open: ${refusals[0]!.qemu ?? refusals[0]!.message}`)
+  const open = img.qemu
+  const directory = ignoreBitmaps ? undefined : open.directory
   throwIfAborted(opts.signal)
 
   const table = await readSnapshotTable(img.device, h)
@@ -129,7 +132,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     snapshots: table.snapshots,
     snapshotTable: { offset: table.offset, size: table.size },
     ...(open.crypto ? { crypto: open.crypto } : {}),
-    ...(open.directory ? { directory: open.directory } : {}),
+    ...(directory ? { directory } : {}),
     stored,
     findings: f,
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -224,7 +227,7 @@ interface CopiedL2 {
  * entry must be set exactly when the cluster it points to has refcount 1. Each mismatch is a
  * corruption. Clusters whose refcount cannot be read are skipped silently, as in QEMU.
  */
-async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcounts, f: Findings, signal?: AbortSignalLike): Promise<void> {
+async function checkOflagCopied(img: Image, open: Image['qemu'], stored: StoredRefcounts, f: Findings, signal?: AbortSignalLike): Promise<void> {
   const scratch: { buf?: Uint8Array } = {}
   const h = img.header
   const cs = h.clusterSize
@@ -263,7 +266,7 @@ async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcou
   }
 }
 
-async function copiedL2(img: Image, open: QemuOpen, stored: StoredRefcounts, l2: number, limit: number, scratch: { buf?: Uint8Array }): Promise<CopiedL2> {
+async function copiedL2(img: Image, open: Image['qemu'], stored: StoredRefcounts, l2: number, limit: number, scratch: { buf?: Uint8Array }): Promise<CopiedL2> {
   const cs = img.header.clusterSize
   // one reused buffer for every table (results are kept per table, not the bytes)
   const buf = await readReusing(img.device, l2, cs, scratch)
@@ -302,8 +305,8 @@ async function addWarnings(img: Image, f: Findings): Promise<void> {
   for (const w of img.warnings) f.warning(w)
   for (const b of img.bitmaps) {
     for (const w of b.warnings) f.warning(`bitmap '${b.name}': ${w}`)
-    // qbm's reader is stricter than QEMU in places (e.g. a table past the end of the file), so
-    // its problems are warnings here: QEMU's verdict is the open emulation and the counts.
+    // Problems of bitmaps QEMU ignores (an untrusted extension) would refuse the image once
+    // trusted; they do not change QEMU's verdict, which is the open and the counts.
     for (const p of b.problems) f.warning(`bitmap '${b.name}': ${p}`)
     const tail = await tailBitsSet(img, b)
     if (tail) f.warning(`bitmap '${b.name}': bits past the end of the disk are set in its last cluster (QEMU keeps those in the last 64-bit word; they do not count as dirty but change its sha256)`)

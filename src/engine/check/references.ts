@@ -30,8 +30,8 @@ import {
 } from '../qcow2/mapping.js'
 import { ReferenceCounts } from './counts.js'
 import type { Findings } from './findings.js'
-import type { CryptoHeaderArea, LoadedDirectory } from './open.js'
-import { hex, readInFile, readPadded, readReusing, readable } from './padded.js'
+import type { CryptoHeaderArea, LoadedDirectory } from '../image.js'
+import { hex, readInFile, readPadded, readReusing, readable } from '../padded.js'
 import { MAX_L1_ENTRIES, type Snapshot } from './snapshots.js'
 import type { StoredRefcounts } from './stored.js'
 

@@ -11,8 +11,9 @@
 import type { BlockDevice } from '../device.js'
 import { offsetFromWords, u64Of } from '../bytes.js'
 import { MAX_L1_BYTES, MAX_SNAPSHOTS } from '../qcow2/constants.js'
-import { type Header, INT64_MAX } from '../qcow2/header.js'
-import { readPadded } from './padded.js'
+import type { Header } from '../qcow2/header.js'
+import { SNAPSHOT_HEADER_SIZE, snapshotTableProblem } from '../qcow2/open.js'
+import { readPadded } from '../padded.js'
 
 /** Byte offsets inside a snapshot table entry (QEMU QCowSnapshotHeader). */
 export const SnapshotField = {
@@ -26,8 +27,7 @@ export const SnapshotField = {
   vmStateSize: 32,
   extraDataSize: 36,
 } as const
-/** Size of the fixed part of an entry (QEMU QCowSnapshotHeader). */
-export const SNAPSHOT_HEADER_SIZE = 40
+
 /** QEMU's QCOW_MAX_SNAPSHOT_EXTRA_DATA */
 export const MAX_SNAPSHOT_EXTRA_DATA = 1024
 /** QEMU's QCOW_MAX_SNAPSHOTS_SIZE */
@@ -62,20 +62,6 @@ const latin1 = new TextDecoder('latin1')
 function cString(b: Uint8Array): string {
   const nul = b.indexOf(0)
   return latin1.decode(nul >= 0 ? b.subarray(0, nul) : b)
-}
-
-/**
- * QEMU's qcow2_validate_table for the snapshot table, which both the normal open and the check
- * run, also when nb_snapshots is 0 (verified with QEMU 7.2: an unaligned snapshots_offset, or one
- * with bit 63 set, fails with no snapshots at all; bit 62 is accepted). Undefined when valid.
- */
-export function snapshotTableProblem(h: Header): { problem: 'too large' | 'offset invalid'; errno: 'EFBIG' | 'EINVAL' } | undefined {
-  if (h.nbSnapshots > MAX_SNAPSHOTS) return { problem: 'too large', errno: 'EFBIG' }
-  const raw = h.raw.snapshotsOffset
-  if (raw % BigInt(h.clusterSize) !== 0n || raw > INT64_MAX - BigInt(h.nbSnapshots) * BigInt(SNAPSHOT_HEADER_SIZE)) {
-    return { problem: 'offset invalid', errno: 'EINVAL' }
-  }
-  return undefined
 }
 
 /** Read nb_snapshots entries at snapshots_offset, bounded by QEMU's 65536 entries and 64 MiB. */

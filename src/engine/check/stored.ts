@@ -11,7 +11,7 @@ import type { Header } from '../qcow2/header.js'
 import { FAR, offsetFromWords, u64Of } from '../bytes.js'
 import { REFT_OFFSET_MASK, REFT_RESERVED_MASK } from '../qcow2/constants.js'
 import { REFTABLE_ENTRY_SIZE, getRefcountEntry } from '../qcow2/refcount.js'
-import { readPadded, readable } from './padded.js'
+import { readPadded, readable } from '../padded.js'
 
 const OFFSET_LO = Number(REFT_OFFSET_MASK & 0xffffffffn)
 const RESERVED_LO = Number(REFT_RESERVED_MASK)

@@ -35,7 +35,7 @@ export interface DirEntry {
   /** rule violations that make QEMU refuse this entry (and with it the image) */
   readonly violations: readonly Violation[]
   /** oddities QEMU accepts */
-  readonly warnings: readonly string[]
+  readonly warnings: readonly Violation[]
 }
 
 export interface Directory {
@@ -93,13 +93,14 @@ export function decodeDirectory(
     violations.push(...checkDirEntry(fields, clusterSize, diskLength))
     const nameStart = pos + DIR_ENTRY_HEADER_SIZE + extraDataSize
     const nameBytes = buf.slice(nameStart, nameStart + nameSize)
-    const warnings: string[] = []
+    const warnings: Violation[] = []
     for (let p = nameStart + nameSize; p < pos + esize; p++) {
-      if (buf[p] !== 0) { warnings.push(`padding after the name is not zero at 0x${(offset + p).toString(16)}`); break }
+      if (buf[p] !== 0) { warnings.push({ field: 'padding', pos: p - pos, problem: 'after the name is not zero (QEMU accepts it)', value: buf[p]! }); break }
     }
-    if (nameSize === 0) warnings.push('name is empty (QEMU accepts it; qemu-img cannot address it)')
-    if (nameBytes.includes(0)) warnings.push('name contains a NUL byte (QEMU cuts the name there)')
-    else if (!isCleanUtf8(nameBytes)) warnings.push('name is not valid UTF-8: shown with \\xNN escapes; qemu-img shows U+FFFD for those bytes and QMP commands cannot address the bitmap')
+    const namePos = nameStart - pos
+    if (nameSize === 0) warnings.push({ field: 'name_size', pos: D.nameSize, problem: 'is 0: the name is empty (QEMU accepts it; qemu-img cannot address it)', value: 0 })
+    if (nameBytes.includes(0)) warnings.push({ field: 'name', pos: namePos, problem: 'contains a NUL byte (QEMU cuts the name there)' })
+    else if (!isCleanUtf8(nameBytes)) warnings.push({ field: 'name', pos: namePos, problem: 'is not valid UTF-8: shown with \\xNN escapes; qemu-img shows U+FFFD for those bytes and QMP commands cannot address the bitmap' })
     entries.push({
       index,
       offset: offset + pos,
