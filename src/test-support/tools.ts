@@ -78,7 +78,7 @@ export function sh(script: string, cwd?: string): string {
 }
 
 /**
- * QEMU's x-debug-block-dirty-bitmap-sha256 for each named bitmap (spec §7, §10), through
+ * QEMU's x-debug-block-dirty-bitmap-sha256 for each named bitmap (docs/format.md §7, §10), through
  * qemu-system-x86_64 over QMP on stdio. Bitmaps QEMU refuses come back in `errors`.
  */
 export function qmpSha256(image: string, names: string[], cwd?: string): { sums: Record<string, string>; errors: Record<string, string> } {
