@@ -8,10 +8,13 @@ import { BLOCK_BYTES, wordsOf } from './bits.js'
 import { type BlockKernel, type KernelInfo, PIECE_BLOCKS, PIECE_BYTES } from './kernel.js'
 
 /**
- * For `nblocks` whole 512-byte blocks of `data`: out[2i] = set bits, out[2i+1] = run starts of
- * block i (`carry` = the bit before the first block). Returns the last bit of the last block.
+ * For `nblocks` whole 512-byte blocks of `data`: ones[i] = onesBefore + the set bits of blocks
+ * 0..i, runs[i] = runsBefore + their run starts (`carry` = the bit before the first block).
+ * Returns the last bit of the last block.
  */
-export function countBlocksJs(data: Uint8Array, nblocks: number, out: Int32Array, carry: number): number {
+export function countBlocksJs(data: Uint8Array, nblocks: number, carry: number, ones: Float64Array, runs: Float64Array, onesBefore: number, runsBefore: number): number {
+  let onesAcc = onesBefore
+  let runsAcc = runsBefore
   const words = wordsOf(data)
   const WPB = BLOCK_BYTES / 4
   for (let b = 0; b < nblocks; b++) {
@@ -40,8 +43,10 @@ export function countBlocksJs(data: Uint8Array, nblocks: number, out: Int32Array
       d = (d & 0x0f0f0f0f) + ((d >>> 4) & 0x0f0f0f0f)
       as = (as + (d & 0x00ff00ff) + ((d >>> 8) & 0x00ff00ff)) | 0
     }
-    out[2 * b] = (ax & 0xffff) + (ax >>> 16)
-    out[2 * b + 1] = (as & 0xffff) + (as >>> 16)
+    onesAcc += (ax & 0xffff) + (ax >>> 16)
+    runsAcc += (as & 0xffff) + (as >>> 16)
+    ones[b] = onesAcc
+    runs[b] = runsAcc
   }
   return carry
 }
@@ -49,6 +54,7 @@ export function countBlocksJs(data: Uint8Array, nblocks: number, out: Int32Array
 /** A JS kernel with its own piece buffer; `info` says why it runs instead of the WebAssembly one. */
 export function jsKernel(info: KernelInfo): BlockKernel {
   const piece = new Uint8Array(PIECE_BYTES)
-  const counts = new Int32Array(2 * PIECE_BLOCKS)
-  return { info, piece, counts, count: (nblocks, carry) => countBlocksJs(piece, nblocks, counts, carry) }
+  const ones = new Float64Array(PIECE_BLOCKS)
+  const runs = new Float64Array(PIECE_BLOCKS)
+  return { info, piece, ones, runs, count: (nblocks, carry, o, r) => countBlocksJs(piece, nblocks, carry, ones, runs, o, r) }
 }

@@ -17,7 +17,7 @@ interface WasmApi {
 }
 interface KernelExports {
   mem: { buffer: ArrayBuffer }
-  blocks: (src: number, nblocks: number, out: number, carry: number) => number
+  blocks: (src: number, nblocks: number, onesOut: number, runsOut: number, carry: number, onesBefore: number, runsBefore: number) => number
 }
 
 /** The compiled module, or what kept it from compiling. */
@@ -46,12 +46,15 @@ export function wasmKernel(): BlockKernel | string {
   } catch (e) {
     return `the WebAssembly kernel does not instantiate here: ${(e as Error).message}`
   }
-  if (ex.mem.buffer.byteLength < PIECE_BYTES + 8 * PIECE_BLOCKS) return 'the WebAssembly kernel has less memory than a piece needs'
+  const runsAt = PIECE_BYTES + 8 * PIECE_BLOCKS
+  if (ex.mem.buffer.byteLength < runsAt + 8 * PIECE_BLOCKS) return 'the WebAssembly kernel has less memory than a piece needs'
   const piece = new Uint8Array(ex.mem.buffer, 0, PIECE_BYTES)
-  const counts = new Int32Array(ex.mem.buffer, PIECE_BYTES, 2 * PIECE_BLOCKS)
-  const count = (nblocks: number, carry: number): number => ex.blocks(0, nblocks, PIECE_BYTES, carry)
+  const ones = new Float64Array(ex.mem.buffer, PIECE_BYTES, PIECE_BLOCKS)
+  const runs = new Float64Array(ex.mem.buffer, runsAt, PIECE_BLOCKS)
+  const count = (nblocks: number, carry: number, onesBefore: number, runsBefore: number): number =>
+    ex.blocks(0, nblocks, PIECE_BYTES, runsAt, carry, onesBefore, runsBefore)
   // Self-test on a block whose answer is known: 0b0110 in every nibble is 2 bits and 1 run each.
   piece.fill(0x66, 0, BLOCK_BYTES)
-  if (count(1, 0) !== 0 || counts[0] !== 2048 || counts[1] !== 1024) return 'the WebAssembly kernel failed its self-test'
-  return { info: { kind: 'wasm' }, piece, counts, count }
+  if (count(1, 0, 5, 7) !== 0 || ones[0] !== 2053 || runs[0] !== 1031) return 'the WebAssembly kernel failed its self-test'
+  return { info: { kind: 'wasm' }, piece, ones, runs, count }
 }

@@ -1,11 +1,12 @@
 ;; The scan's block kernel in WebAssembly SIMD: the source of kernel-wasm.bytes.ts, which
 ;; `npm run build:wasm` (scripts/build-wasm.mjs, wabt from npm) assembles from this file.
 ;;
-;; blocks(src, nblocks, out, carry) -> last bit
-;;   For each of `nblocks` 512-byte blocks of the bitmap at memory[src ..], write two i32s at
-;;   `out` (8 bytes per block): the block's set bits and its run starts (set bits whose
-;;   predecessor is clear; `carry` is the bit before the first block, 0 or 1). Returns the last
-;;   bit of the last block, the carry into the next call. Bits are little-endian in each byte
+;; blocks(src, nblocks, onesOut, runsOut, carry, onesBefore, runsBefore) -> last bit
+;;   For each of `nblocks` 512-byte blocks of the bitmap at memory[src ..], count its set bits
+;;   and its run starts (set bits whose predecessor is clear; `carry` is the bit before the first
+;;   block, 0 or 1), and write the running totals as f64s: onesOut[i] = onesBefore + the set bits
+;;   of blocks 0..i, runsOut[i] likewise (the reader's block index takes them as they are).
+;;   Returns the last bit of the last block, the carry into the next call. Bits are little-endian in each byte
 ;;   and bytes in address order (spec §4.5), which is the order of the bits of a little-endian
 ;;   i64, so the predecessor of bit j of a 64-bit lane is bit j-1, and of bit 0 it is bit 63 of
 ;;   the lane before.
@@ -24,11 +25,12 @@
 ;; zero (its top bits, the next carry, are then zero too). A half after a non-zero one is
 ;; counted directly, so dense data pays one any_true per half and nothing per vector.
 ;;
-;; Memory: 17 pages = 1 MiB of data at offset 0 (kernel.ts: PIECE_BYTES) and the counts of
-;; its 2,048 blocks (16 KiB) after it.
+;; Memory: 17 pages = 1 MiB of data at offset 0 (kernel.ts: PIECE_BYTES), then the running
+;; totals of its 2,048 blocks: 16 KiB of f64 set bits, 16 KiB of f64 run starts.
 (module
   (memory (export "mem") 17)
-  (func (export "blocks") (param $src i32) (param $nblocks i32) (param $out i32) (param $carry i32) (result i32)
+  (func (export "blocks") (param $src i32) (param $nblocks i32) (param $onesOut i32) (param $runsOut i32) (param $carry i32)
+      (param $onesAcc f64) (param $runsAcc f64) (result i32)
     (local $prev v128)   ;; hi of the previous 16 bytes
     (local $v v128)
     (local $hi v128)
@@ -91,18 +93,21 @@
             (local.set $zeroBefore (i32.eqz (v128.any_true (local.get $ones8)))))
           (local.set $h (i32.add (local.get $h) (i32.const 1)))
           (br_if $half (i32.lt_u (local.get $h) (i32.const 2))))
-        ;; The block's totals: the four 32-bit lanes of the widened sums, added.
+        ;; The block's sums (the four 32-bit lanes of the widened counts, added) onto the totals.
         (local.set $sum (i32x4.extadd_pairwise_i16x8_u (local.get $ones16)))
-        (i32.store (local.get $out)
+        (local.set $onesAcc (f64.add (local.get $onesAcc) (f64.convert_i32_u
           (i32.add
             (i32.add (i32x4.extract_lane 0 (local.get $sum)) (i32x4.extract_lane 1 (local.get $sum)))
-            (i32.add (i32x4.extract_lane 2 (local.get $sum)) (i32x4.extract_lane 3 (local.get $sum)))))
+            (i32.add (i32x4.extract_lane 2 (local.get $sum)) (i32x4.extract_lane 3 (local.get $sum)))))))
+        (f64.store (local.get $onesOut) (local.get $onesAcc))
         (local.set $sum (i32x4.extadd_pairwise_i16x8_u (local.get $runs16)))
-        (i32.store offset=4 (local.get $out)
+        (local.set $runsAcc (f64.add (local.get $runsAcc) (f64.convert_i32_u
           (i32.add
             (i32.add (i32x4.extract_lane 0 (local.get $sum)) (i32x4.extract_lane 1 (local.get $sum)))
-            (i32.add (i32x4.extract_lane 2 (local.get $sum)) (i32x4.extract_lane 3 (local.get $sum)))))
-        (local.set $out (i32.add (local.get $out) (i32.const 8)))
+            (i32.add (i32x4.extract_lane 2 (local.get $sum)) (i32x4.extract_lane 3 (local.get $sum)))))))
+        (f64.store (local.get $runsOut) (local.get $runsAcc))
+        (local.set $onesOut (i32.add (local.get $onesOut) (i32.const 8)))
+        (local.set $runsOut (i32.add (local.get $runsOut) (i32.const 8)))
         (local.set $b (i32.add (local.get $b) (i32.const 1)))
         (br $block)))
     (i32.wrap_i64 (i64x2.extract_lane 1 (local.get $prev)))))

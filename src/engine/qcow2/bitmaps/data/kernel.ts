@@ -28,16 +28,20 @@ export interface KernelInfo {
   fallbackReason?: string
 }
 
-/** A block counting kernel with its own memory: put data in `piece`, call `count`, read `counts`. */
+/** A block counting kernel with its own memory: put data in `piece`, call `count`, read `ones` and `runs`. */
 export interface BlockKernel {
   readonly info: KernelInfo
   /** PIECE_BYTES bytes to count from (the WebAssembly module's own memory for 'wasm'); reads may land here directly */
   readonly piece: Uint8Array
-  /** after count(n): set bits of block i at [2i], run starts at [2i + 1], for i < n */
-  readonly counts: Int32Array
+  /** after count(n, ...): onesBefore + the set bits of blocks 0..i, at [i] for i < n */
+  readonly ones: Float64Array
+  /** after count(n, ...): runsBefore + the run starts of blocks 0..i, at [i] for i < n */
+  readonly runs: Float64Array
   /**
-   * Count blocks [0, nblocks) of `piece` (nblocks <= PIECE_BLOCKS). `carry` is the bit before
-   * the first block (0 or 1); returns the last bit of the last block, the next call's carry.
+   * Count blocks [0, nblocks) of `piece` (nblocks <= PIECE_BLOCKS) into running totals from
+   * `onesBefore` and `runsBefore` (the block index's entries, written by the kernel so that
+   * the scan copies them with one native `set`). `carry` is the bit before the first block
+   * (0 or 1); returns the last bit of the last block, the next call's carry.
    */
-  count(nblocks: number, carry: number): number
+  count(nblocks: number, carry: number, onesBefore: number, runsBefore: number): number
 }

@@ -58,12 +58,17 @@ export async function scanBlocks(c: Clusters, kernel: BlockKernel, opts: ScanOpt
   let lastBitSet = false
   /** Blocks [from, to) hold no data cluster: all clear or all set. */
   const fill = (from: number, to: number, set: boolean): void => {
+    if (!set) {
+      // Native fills: a cold process runs this for every clear cluster (most of a sparse bitmap).
+      ones.fill(onesAcc, from + 1, to + 1)
+      runs.fill(runsAcc, from + 1, to + 1)
+      if (to > from) carry = 0
+      return
+    }
     for (let b = from; b < to; b++) {
-      if (set) {
-        if (!carry) runsAcc++
-        onesAcc += Math.min(BLOCK_BITS, c.nbits - b * BLOCK_BITS)
-      }
-      carry = set ? 1 : 0
+      if (!carry) runsAcc++
+      onesAcc += Math.min(BLOCK_BITS, c.nbits - b * BLOCK_BITS)
+      carry = 1
       ones[b + 1] = onesAcc
       runs[b + 1] = runsAcc
     }
@@ -71,19 +76,18 @@ export async function scanBlocks(c: Clusters, kernel: BlockKernel, opts: ScanOpt
   /** Count `len` bytes of kernel.piece holding the data from bit `firstBit` (block `fb` on). */
   const count = (len: number, firstBit: number, fb: number): void => {
     const data = kernel.piece.subarray(0, len)
-    const valid = c.nbits - firstBit // bits of this piece inside nbits
-    if (valid > 0 && valid <= len * 8) lastBitSet = bitAt(data, valid - 1)
-    if (valid < len * 8) maskInPlace(data, valid) // the bitmap's last cluster: tail bits do not count
+    const validBits = c.nbits - firstBit // bits of this piece inside nbits
+    if (validBits > 0 && validBits <= len * 8) lastBitSet = bitAt(data, validBits - 1)
+    if (validBits < len * 8) maskInPlace(data, validBits) // the bitmap's last cluster: tail bits do not count
     const nb = len / BLOCK_BYTES
-    carry = kernel.count(nb, carry)
-    const out = kernel.counts
-    const lb = Math.min(nblocks, fb + nb)
-    for (let b = fb, k = 0; b < lb; b++, k += 2) {
-      onesAcc += out[k]!
-      runsAcc += out[k + 1]!
-      ones[b + 1] = onesAcc
-      runs[b + 1] = runsAcc
+    carry = kernel.count(nb, carry, onesAcc, runsAcc)
+    const inIndex = Math.max(0, Math.min(nb, nblocks - fb)) // blocks past nblocks (all tail, masked) add nothing
+    if (inIndex > 0) {
+      ones.set(kernel.ones.subarray(0, inIndex), fb + 1)
+      runs.set(kernel.runs.subarray(0, inIndex), fb + 1)
     }
+    onesAcc = kernel.ones[nb - 1]!
+    runsAcc = kernel.runs[nb - 1]!
   }
   throwIfAborted(opts.signal)
   let i = 0
