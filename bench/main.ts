@@ -176,6 +176,9 @@ async function main(): Promise<void> {
     const qbmMap = series(N, 0, () => qbm(['map', '--output=json', images.B, BITMAP.B]))
     const qbmMapAll = series(N, 0, () => qbm(['map', '--output=json', '--all', images.B, BITMAP.B]))
     const qbmHelp = series(N, 0, () => qbm(['--help']))
+    // Where a map's time goes: each part in a fresh process (cold, as the whole process runs it).
+    const part = (name: string): number[] => Array.from({ length: N }, () => inproc(['map-part', images.B, BITMAP.B, name]).ms as number)
+    const parts = { runs: part('runs'), format: part('format'), devnull: part('devnull') }
     const dataB = qbmDataBytes(images.B)
     rows.push({
       figure: `\`qbm map --output=json\` on B (${got.length} dirty extents)`,
@@ -183,6 +186,18 @@ async function main(): Promise<void> {
       ratio: `${r2(mMs(nbdMap) / mMs(qbmMap))}×`, target: `≥ 5× faster (floor: ${r2(mMs(nbdMap) / mMs(qbmHelp))}×)`, met: mMs(nbdMap) / mMs(qbmMap) >= 5,
       data: { qbmMs: qbmMap.ms, nbdinfoMs: nbdMap.ms, agrees: mapAgrees, bytes: qbmOnce.stdout.length },
     })
+    {
+      const runsMs = median(parts.runs)
+      const fmtMs = median(parts.format) - runsMs
+      const nullMs = median(parts.devnull) - median(parts.format)
+      const pipeMs = mMs(qbmMap) - mMs(qbmHelp) - median(parts.format)
+      const pc = (x: number): string => `${((100 * x) / mMs(qbmMap)).toFixed(0)}%`
+      rows.push({
+        figure: `  (where it goes, each part cold in a fresh process: start-up + loading the CLI; open + finding the runs; formatting ${(qbmOnce.stdout.length / 1e6).toFixed(1)} MB of JSON; writing it, to /dev/null / the rest of the whole process: the pipe)`,
+        qbm: `${ms(mMs(qbmHelp))}; ${ms(runsMs)}; ${ms(fmtMs)}; ${ms(nullMs)} / ${ms(pipeMs)}`, baseline: '',
+        ratio: `${pc(mMs(qbmHelp))}; ${pc(runsMs)}; ${pc(fmtMs)}; ${pc(nullMs)} / ${pc(pipeMs)}`, target: '', met: null, data: parts,
+      })
+    }
     rows.push({
       figure: `  (\`--all\`: clean extents too, the ${nbdRows} extents nbdinfo prints)`,
       qbm: ms(mMs(qbmMapAll)), baseline: ms(mMs(nbdMap)),

@@ -202,8 +202,9 @@ export class BitmapReader {
 
   /**
    * The runs of `runs(from, skipPartial)` in batches of at most `batchRuns`: each Float64Array
-   * holds [start0, end0, start1, end1, ...] bit numbers. A pass over the whole bitmap (qbm map
-   * over a million extents): the clusters stream through one buffer, not the cache.
+   * holds [start0, end0, start1, end1, ...] bit numbers, valid until the next batch is asked for.
+   * A pass over the whole bitmap (qbm map over a million extents): the clusters stream through
+   * one buffer, not the cache.
    */
   runBatches(from = 0, skipPartial = false, signal?: AbortSignalLike, batchRuns = 16384): AsyncGenerator<Float64Array> {
     return runBatches(this.data, from, skipPartial, { ...(signal ? { signal } : {}), batchRuns, stream: true })

@@ -71,7 +71,9 @@ export interface WalkOptions {
 
 /**
  * The runs of set bits of `c` from bit `from` on, in order, in batches: each yielded
- * Float64Array holds [start0, end0, start1, end1, ...] (a fresh array per batch, never empty).
+ * Float64Array holds [start0, end0, start1, end1, ...] (never empty). A batch is a view of the
+ * walk's one buffer, valid until the next batch is asked for (the caller may rewrite it in place):
+ * a million runs allocate nothing per batch.
  * A run that contains bit `from` but began before it is reported from its real start, or, with
  * `skipPartial`, not at all. One await per data cluster and per batch, none per run.
  */
@@ -94,7 +96,7 @@ export async function* runBatches(c: Clusters, from: number, skipPartial: boolea
     let b = out.subarray(0, st.n)
     if (dropFirst && st.n >= 2) { b = b.subarray(2); dropFirst = false }
     st.n = 0
-    return b.length > 0 ? b.slice() : undefined
+    return b.length > 0 ? b : undefined
   }
   let ci = Math.floor(from / c.bitsPerCluster)
   for (let startBit = from - ci * c.bitsPerCluster; ci < c.count; ci++, startBit = 0) {
