@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 import { BITMAP, buildImages, validateD, type Images } from './images.js'
 import { browserFigures, type BrowserFigures } from './browser.js'
 import { type Row, formatTable, mib, ms, r2 } from './rows.js'
-import { MiB, type Series, elapsedSeconds, log, max, median, requireTools, run, series, tempDir, timed } from './util.js'
+import { MiB, type Series, elapsedSeconds, interleaved, log, max, median, requireTools, run, series, tempDir, timed } from './util.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const QBM_BIN = join(ROOT, 'bin', 'qbm.cjs')
@@ -124,9 +124,12 @@ async function main(): Promise<void> {
 
     // --- qbm info on C, whole process, vs qemu-img info --------------------------------------
     log('info on C: qemu-img info --output=json vs qbm info --output=json (whole process)')
-    const nodeFloor = series(N, 1, () => timed(NODE, ['-e', '0']))
-    const qemuInfo = series(N, 1, () => timed('qemu-img', ['info', '--output=json', images.C], { keepStdout: false }))
-    const qbmInfoC = series(N, 1, () => qbm(['info', '--output=json', images.C]))
+    const ic = interleaved(N, {
+      node: () => timed(NODE, ['-e', '0']),
+      qemu: () => timed('qemu-img', ['info', '--output=json', images.C], { keepStdout: false }),
+      qbm: () => qbm(['info', '--output=json', images.C]),
+    }, {})
+    const { node: nodeFloor, qemu: qemuInfo, qbm: qbmInfoC } = ic.procs
     const dataC = qbmDataBytes(images.C)
     const floorRatio = mMs(nodeFloor) / mMs(qemuInfo)
     rows.push({
@@ -172,13 +175,17 @@ async function main(): Promise<void> {
     const nbdRows = (JSON.parse(nbdOnce.stdout) as unknown[]).length
     if (!mapAgrees) log(`WARNING: qbm map and nbdinfo disagree on B (${got.length} vs ${want.length} dirty extents)`)
     else log(`B: qbm map equals nbdinfo's dirty extents (${got.length} dirty; nbdinfo prints ${nbdRows} extents)`)
-    const nbdMap = series(N, 0, () => timed('nbdinfo', nbdArgs, { keepStdout: false }))
-    const qbmMap = series(N, 0, () => qbm(['map', '--output=json', images.B, BITMAP.B]))
-    const qbmMapAll = series(N, 0, () => qbm(['map', '--output=json', '--all', images.B, BITMAP.B]))
-    const qbmHelp = series(N, 0, () => qbm(['--help']))
-    // Where a map's time goes: each part in a fresh process (cold, as the whole process runs it).
-    const part = (name: string): number[] => Array.from({ length: N }, () => inproc(['map-part', images.B, BITMAP.B, name]).ms as number)
-    const parts = { runs: part('runs'), format: part('format'), devnull: part('devnull') }
+    // Interleaved, one of each per round, so that load changes hit every figure alike; the
+    // map's parts each run in a fresh process (cold, as the whole process runs them).
+    const part = (name: string) => (): number => inproc(['map-part', images.B, BITMAP.B, name]).ms as number
+    const m = interleaved(N, {
+      nbd: () => timed('nbdinfo', nbdArgs, { keepStdout: false }),
+      map: () => qbm(['map', '--output=json', images.B, BITMAP.B]),
+      mapAll: () => qbm(['map', '--output=json', '--all', images.B, BITMAP.B]),
+      help: () => qbm(['--help']),
+    }, { runs: part('runs'), format: part('format'), devnull: part('devnull') })
+    const { nbd: nbdMap, map: qbmMap, mapAll: qbmMapAll, help: qbmHelp } = m.procs
+    const parts = m.values as { runs: number[]; format: number[]; devnull: number[] }
     const dataB = qbmDataBytes(images.B)
     rows.push({
       figure: `\`qbm map --output=json\` on B (${got.length} dirty extents)`,

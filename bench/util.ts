@@ -102,6 +102,33 @@ export function series(runs: number, warm: number, f: () => ProcResult): Series 
   return out
 }
 
+/**
+ * `runs` rounds of every process in `procs` and every function in `values` (numbers, e.g. an
+ * in-process time), one of each per round in order; a warm-up round first. Interleaving puts
+ * load changes on a shared machine into every series alike, so their differences stay honest.
+ */
+export function interleaved<P extends string, V extends string>(
+  runs: number, procs: Record<P, () => ProcResult>, values: Record<V, () => number>,
+): { procs: Record<P, Series>; values: Record<V, number[]> } {
+  const ps = Object.keys(procs) as P[]
+  const vs = Object.keys(values) as V[]
+  const out = {
+    procs: Object.fromEntries(ps.map((k) => [k, { ms: [], rssKiB: [] }])) as unknown as Record<P, Series>,
+    values: Object.fromEntries(vs.map((k) => [k, []])) as unknown as Record<V, number[]>,
+  }
+  for (let i = 0; i <= runs; i++) {
+    for (const k of ps) {
+      const r = procs[k]()
+      if (i > 0) { out.procs[k].ms.push(r.ms); out.procs[k].rssKiB.push(r.rssKiB) }
+    }
+    for (const k of vs) {
+      const v = values[k]()
+      if (i > 0) out.values[k].push(v)
+    }
+  }
+  return out
+}
+
 export function tempDir(prefix: string, base?: string): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(base ?? tmpdir(), prefix))
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) }

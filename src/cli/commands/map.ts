@@ -87,6 +87,7 @@ export class MapWriter {
     this.f.reset(json ? 1 : 0, all ? 1 : 0, width, granularity, diskLength, this.f.outAt(0))
   }
 
+  /** The opening bracket of a JSON array. */
   start(): void {
     this.f.start()
   }
@@ -129,6 +130,7 @@ export class MapWriter {
   }
 }
 
+/** `qbm map IMAGE BITMAP`: the dirty extents (or, with --all, every extent) on stdout. */
 export async function cmdMap(p: Parsed, path: string, name: string): Promise<number> {
   const json = outputFormat(p) === 'json'
   const all = has(p, 'all')

@@ -22,6 +22,7 @@ export class Clusters {
   readonly count: number
   readonly bitsPerCluster: number
   private readonly cache: ByteCache
+  private dataBytesKnown: number | undefined
 
   constructor(
     readonly device: BlockDevice,
@@ -47,9 +48,12 @@ export class Clusters {
 
   /** Bytes of data clusters (what reading every bit costs). */
   get dataBytes(): number {
-    let n = 0
-    for (let i = 0; i < this.count; i++) if (this.entry(i) > ENTRY_ONES) n += this.clusterSize
-    return n
+    if (this.dataBytesKnown === undefined) {
+      let n = 0
+      for (let i = 0; i < this.count; i++) if (this.entry(i) > ENTRY_ONES) n += this.clusterSize
+      this.dataBytesKnown = n
+    }
+    return this.dataBytesKnown
   }
 
   /** Whether the device reads into a caller's buffer (BlockDevice.readInto). */

@@ -129,7 +129,7 @@ export async function* runBatches(c: Clusters, from: number, skipPartial: boolea
 }
 
 /** Bit k of the bitmap (0 past nbits). */
-export async function bitOf(c: Clusters, k: number): Promise<boolean> {
+async function bitOf(c: Clusters, k: number): Promise<boolean> {
   if (k < 0 || k >= c.nbits) return false
   const ci = Math.floor(k / c.bitsPerCluster)
   const d = await c.cluster(ci)

@@ -91,8 +91,9 @@ export async function scanBlocks(c: Clusters, kernel: BlockKernel, opts: ScanOpt
   }
   throwIfAborted(opts.signal)
   let i = 0
-  for await (const { first, n, offset, data } of readRuns(c)) {
+  for (const { first, n, offset, read } of readRuns(c)) {
     throwIfAborted(opts.signal)
+    const data = read ? await read : undefined
     // The entries before this run are all-zeroes or all-ones.
     for (; i < first; i++) fill(i * perCluster, Math.min(nblocks, (i + 1) * perCluster), c.entry(i) === ENTRY_ONES)
     const runBytes = n * c.clusterSize
@@ -116,31 +117,31 @@ interface DataRun {
   first: number
   n: number
   offset: number
-  /** its bytes, when the device has no readInto (read here, one run ahead) */
-  data?: Uint8Array
+  /** its bytes, when the device has no readInto (the read is started one run ahead) */
+  read?: Promise<Uint8Array>
 }
 
 /**
- * The scan's data runs (Clusters.dataRuns). For a device without readInto each comes with its
- * bytes, and the read of the next run is started before this one is handed out.
+ * The scan's data runs (Clusters.dataRuns). For a device without readInto each comes with the
+ * read of its bytes, and the read of the next run is started before this one is handed out.
  */
-async function* readRuns(c: Clusters): AsyncGenerator<DataRun> {
+function* readRuns(c: Clusters): Generator<DataRun> {
   const runs = c.dataRuns(SCAN_RUN_BYTES)
   if (c.readsInPlace) {
     for (const [first, n, offset] of runs) yield { first, n, offset }
     return
   }
-  const start = (): { run: DataRun; read: Promise<Uint8Array> } | undefined => {
+  const start = (): DataRun | undefined => {
     const r = runs.next()
     if (r.done) return undefined
     const [first, n, offset] = r.value
     const read = c.readPadded(offset, n * c.clusterSize)
     read.catch(() => undefined) // a read-ahead that fails is reported when the scan gets to it
-    return { run: { first, n, offset }, read }
+    return { first, n, offset, read }
   }
-  for (let p = start(); p; ) {
+  for (let run = start(); run;) {
     const next = start()
-    yield { ...p.run, data: await p.read }
-    p = next
+    yield run
+    run = next
   }
 }
