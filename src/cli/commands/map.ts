@@ -3,11 +3,12 @@
  * as nbdinfo --map=qemu:dirty-bitmap:NAME prints them.
  *
  * A million extents make ~20 MB of output, so the runs of set bits come in batches
- * (BitmapReader.runBatches: one await per batch) and the records are formatted by a WebAssembly module (map-format.wat) into
- * two output buffers in its memory: no string, array, object or promise per extent, and no JIT
- * warm-up on the one loop that runs a million times (bench/README.md, issues 5 and 12). Each full
- * 1 MiB buffer is written by an asynchronous write (the syscall runs on libuv's thread pool)
- * while the records go on into the other one, so writing to the pipe overlaps formatting.
+ * (BitmapReader.runBatches: one await per batch) and the records are formatted by a WebAssembly
+ * module (map-format.wat) into two output buffers in its memory: no string, array, object or
+ * promise per extent, and no JIT warm-up on the one loop that runs a million times
+ * (bench/README.md, issues 5 and 12). Each full 1 MiB buffer is written by an asynchronous
+ * write (the syscall runs on libuv's thread pool) while the records go on into the other one,
+ * so writing to the pipe overlaps formatting.
  */
 import { write } from 'node:fs'
 import { type Parsed, has, outputFormat } from '../args.js'
