@@ -6,6 +6,7 @@
 import type { AbortSignalLike } from '../errors.js'
 import type { BitmapReader } from '../qcow2/bitmaps/data.js'
 
+/** A dirty extent in guest bytes. */
 export interface Extent {
   offset: number
   length: number
