@@ -17,7 +17,7 @@ export interface ScanResult {
   kernel: string
   /** plain reads, one run of data clusters at a time */
   readMs: number[]
-  /** plain reads with the next one started before this one is awaited (what the scan does) */
+  /** plain reads with the next one started before the current one is awaited (as the scan reads) */
   readAheadMs: number[]
   /** scan + heatmap */
   scanMs: number[]
@@ -37,18 +37,16 @@ function dataRuns(table: Float64Array, cs: number): Array<[number, number]> {
   return out
 }
 
+/** Read the runs, doing nothing with the bytes: one at a time, or with the next read started before the current one is awaited (as the scan reads). */
 async function plainRead(file: File, runs: Array<[number, number]>, ahead: boolean): Promise<number> {
   let bytes = 0
-  let next = ahead && runs.length > 0 ? file.slice(runs[0]![0], runs[0]![0] + runs[0]![1]).arrayBuffer() : undefined
+  const read = (i: number): Promise<ArrayBuffer> => file.slice(runs[i]![0], runs[i]![0] + runs[i]![1]).arrayBuffer()
+  let cur = ahead && runs.length > 0 ? read(0) : undefined
   for (let i = 0; i < runs.length; i++) {
-    const [off, len] = runs[i]!
-    let buf: ArrayBuffer
-    if (next) {
-      buf = await next
-      const r = runs[i + 1]
-      next = r ? file.slice(r[0], r[0] + r[1]).arrayBuffer() : undefined
-    } else buf = await file.slice(off, off + len).arrayBuffer()
-    bytes += buf.byteLength
+    if (!ahead) { bytes += (await read(i)).byteLength; continue }
+    const next = i + 1 < runs.length ? read(i + 1) : undefined
+    bytes += (await cur!).byteLength
+    cur = next
   }
   return bytes
 }
