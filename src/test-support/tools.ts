@@ -9,7 +9,7 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const QBM = join(ROOT, 'bin', 'qbm.mjs')
+export const QBM = join(ROOT, 'bin', 'qbm.cjs')
 export const TESTDATA = join(ROOT, 'src', 'engine', 'testdata')
 
 const APT: Record<string, string> = {

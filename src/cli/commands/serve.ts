@@ -28,7 +28,8 @@ export function parseListen(s: string): { host: string; port: number } {
 
 /** The built app: dist/ in the qbm checkout that holds this bundle, as `npm run build:app` makes it. */
 function appDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
+  // In the CommonJS bundle (dist-cli/qbm-serve.cjs) there is no import.meta.
+  let dir = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url))
   for (let up = 0; up < 4; up++, dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) {
       const app = join(dir, 'dist')
