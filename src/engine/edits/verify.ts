@@ -39,7 +39,6 @@ export async function verifyForEdit(img: Image, opts: VerifyOptions = {}): Promi
   let referencesTo: ((c: number) => number) | undefined
   const report = await checkImage(img, {
     ignoreBitmaps: repair,
-    skipCopiedFlags: true,
     findingLimit: 20,
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
