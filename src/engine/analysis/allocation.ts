@@ -129,7 +129,13 @@ export class AllocationMap {
     while (pos < to) {
       if ((++n & 1023) === 0) throwIfAborted(signal)
       const l1i = Math.floor(pos / span)
-      const l2off = l1i < this.l1.length ? this.l1[l1i]! : 0
+      if (l1i >= this.l1.length) {
+        // Past the L1 table nothing is mapped: one run to the end, not one per L2 span (a hostile
+        // size with a small L1 would otherwise mean billions of spans; QEMU refuses such an image).
+        yield this.unallocated(pos, to - pos)
+        return
+      }
+      const l2off = this.l1[l1i]!
       const spanEnd = Math.min(to, (l1i + 1) * span)
       if (!l2off) {
         yield this.unallocated(pos, spanEnd - pos)

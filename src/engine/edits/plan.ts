@@ -484,8 +484,12 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
     }
   }
   const ext = img.bitmapsExtension
-  if (ext && ext.bitmapDirectoryOffset + ext.bitmapDirectorySize <= img.fileSize) {
-    if (alloc.get(Math.floor(ext.bitmapDirectoryOffset / cs)) > 0) freeRange(ext.bitmapDirectoryOffset, ext.bitmapDirectorySize)
+  if (ext && ext.bitmapDirectoryOffset < img.fileSize) {
+    // A directory may end past the end of the file (QEMU reads zeros there): free the clusters
+    // of it that are counted, so the cluster holding its start does not leak.
+    for (const c of clustersOf(ext.bitmapDirectoryOffset, ext.bitmapDirectorySize, cs)) {
+      if (alloc.get(c) > 0) freeRange(c * cs, cs)
+    }
   }
   if (alloc.reftableMoved) freeRange(alloc.oldReftable.offset, alloc.oldReftable.clusters * cs)
   if (lay.reclaim && lay.others) {
