@@ -2,7 +2,7 @@
 import { statSync } from 'node:fs'
 import { NodeFileDevice } from '../../io/node-file.js'
 import { err } from '../io.js'
-import { type Bitmap, type Image, type Plan, commitPlan, openImage } from '../../engine/index.js'
+import { type Bitmap, type ConstraintCode, ConstraintError, type Image, type Plan, commitPlan, openImage } from '../../engine/index.js'
 import { readerFor, readable } from '../../engine/describe.js'
 import type { BitmapReader } from '../../engine/index.js'
 
@@ -71,9 +71,22 @@ export async function editFile(path: string, makePlan: (img: Image) => Promise<P
     for (const w of plan.warnings) err(`qbm: warning: ${w}\n`)
     return plan
   } catch (e) {
-    if (e instanceof Error && e.name === 'ConstraintError') throw new CliError(e.message)
+    if (e instanceof ConstraintError) throw new CliError(e.message + flagHint(e.code, path))
     throw e
   } finally {
     dev.close()
+  }
+}
+
+/** The CLI's own way out of a refused edit, keyed on the engine's code: its flag names. */
+export function flagHint(code: ConstraintCode, image: string): string {
+  switch (code) {
+    case 'bitmaps-in-use': return '; if it is not (its writer crashed), confirm with --force'
+    case 'bitmap-metadata-broken':
+    case 'bitmap-metadata-invalid': return `; to repair: qbm repair ${image} --drop-all-bitmaps`
+    case 'bitmaps-untrusted': return `; to repair: qbm repair ${image} --retrust (every bit set) or --drop-all-bitmaps`
+    case 'stored-bits-unusable': return '; use --clear-in-use=dirty or --clear-in-use=empty'
+    case 'image-check-failed': return `; \`qbm check ${image}\` lists every problem`
+    default: return ''
   }
 }
