@@ -5,7 +5,7 @@
  */
 import { type ConstraintCode, ConstraintError } from '../errors.js'
 import type { Bitmap, Image } from '../image.js'
-import { encodeName } from '../names.js'
+import { encodeName, nameKeyOf } from '../names.js'
 import {
   BME_FLAG_AUTO, BME_FLAG_IN_USE, BME_MAX_GRANULARITY_BITS, BME_MAX_PHYS_SIZE, BME_MIN_GRANULARITY_BITS,
   Incompatible, KNOWN_INCOMPATIBLE, QCOW2_MAX_BITMAPS, QCOW2_MAX_BITMAP_DIRECTORY_SIZE, hasBit,
@@ -72,12 +72,6 @@ function bitmapRefusal(img: Image): Refusal | undefined {
  */
 type ModelList = ModelBitmap[] & { names: Set<string>; dirBytes: number }
 
-/** A byte-exact key for a name. */
-function nameKey(bytes: Uint8Array): string {
-  let k = ''
-  for (let i = 0; i < bytes.length; i += 4096) k += String.fromCharCode(...bytes.subarray(i, i + 4096))
-  return k
-}
 
 function entryBytes(b: ModelBitmap): number {
   return b.orig && !b.renamed ? b.orig.entry.raw.length : dirEntrySize(0, b.nameBytes.length)
@@ -88,7 +82,7 @@ function modelOf(img: Image): ModelList {
     name: b.name, nameBytes: b.nameBytes, flags: b.flags, granularityBits: b.granularityBits,
     orig: b, data: { kind: 'stored' }, renamed: false,
   })) as ModelList
-  list.names = new Set(list.map((b) => nameKey(b.nameBytes)))
+  list.names = new Set(list.map((b) => nameKeyOf(b.nameBytes)))
   list.dirBytes = list.reduce((s, b) => s + entryBytes(b), 0)
   return list
 }
@@ -111,7 +105,7 @@ function checkName(list: ModelList, name: string, op: string, subject?: string):
   const bad = checkNewName(bytes)
   const on = subject === undefined ? name : `${subject} (new name '${name}')`
   if (bad) throw new ConstraintError(`Operation ${op} on bitmap ${on} failed: ${bad}`, 'name-invalid', 'name')
-  if (list.names.has(nameKey(bytes))) throw new ConstraintError(`Operation ${op} on bitmap ${on} failed: Bitmap already exists: ${name}`, 'name-taken', 'name')
+  if (list.names.has(nameKeyOf(bytes))) throw new ConstraintError(`Operation ${op} on bitmap ${on} failed: Bitmap already exists: ${name}`, 'name-taken', 'name')
   return bytes
 }
 
@@ -193,14 +187,14 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
       const nameBytes = checkName(list, e.name, 'add')
       checkDirectorySize(list, dirEntrySize(0, nameBytes.length), 'add', e.name)
       list.push({ name: e.name, nameBytes, flags: e.disabled ? 0 : BME_FLAG_AUTO, granularityBits: gb, data: { kind: 'zero' }, renamed: true })
-      list.names.add(nameKey(nameBytes))
+      list.names.add(nameKeyOf(nameBytes))
       list.dirBytes += dirEntrySize(0, nameBytes.length)
       return `add bitmap '${e.name}' (granularity ${g}, ${e.disabled ? 'disabled' : 'enabled'}, empty)`
     }
     case 'remove': {
       const b = find(list, e.name, 'remove')
       list.splice(list.indexOf(b), 1)
-      list.names.delete(nameKey(b.nameBytes))
+      list.names.delete(nameKeyOf(b.nameBytes))
       list.dirBytes -= entryBytes(b)
       return `remove bitmap '${e.name}' and free its clusters`
     }
@@ -222,8 +216,8 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
       const nameBytes = checkName(list, e.newName, 'rename', e.name)
       const delta = dirEntrySize(0, nameBytes.length) - entryBytes(b)
       checkDirectorySize(list, delta, 'rename', e.name)
-      list.names.delete(nameKey(b.nameBytes))
-      list.names.add(nameKey(nameBytes))
+      list.names.delete(nameKeyOf(b.nameBytes))
+      list.names.add(nameKeyOf(nameBytes))
       list.dirBytes += delta
       b.nameBytes = nameBytes
       b.name = e.newName
@@ -314,8 +308,8 @@ interface Layout {
   reclaim?: boolean
 }
 
-async function verdict(img: Image, opts: PlanOptions, repair: boolean): Promise<EditVerdict | undefined> {
-  if (opts.check === false) return undefined
+/** The safety gate: every plan starts with the image check (edits/verify.ts). */
+async function verdict(img: Image, opts: PlanOptions, repair: boolean): Promise<EditVerdict> {
   return verifyForEdit(img, {
     repair,
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -333,7 +327,7 @@ export async function planEdits(img: Image, edits: Edit[], opts: PlanOptions = {
     throw new ConstraintError(`${inUse.length} bitmap${inUse.length > 1 ? 's are' : ' is'} in use (${inUse.map((b) => b.name).join(', ')}): the image may be open in a running QEMU, which would overwrite these changes`, 'bitmaps-in-use')
   }
   const v = await verdict(img, opts, false)
-  if (v) warnings.push(...v.warnings)
+  warnings.push(...v.warnings)
   const list = modelOf(img)
   const summary: string[] = []
   for (const e of edits) {
@@ -354,7 +348,7 @@ export async function planRepair(img: Image, repair: Repair, opts: PlanOptions =
   if (refusal) throw new ConstraintError(`cannot repair: ${refusal.message}`, refusal.code)
   const warnings: string[] = []
   const v = await verdict(img, opts, true)
-  const others = v?.referencesTo ? { others: v.referencesTo } : {}
+  const others = v.referencesTo ? { others: v.referencesTo } : {}
   switch (repair) {
     case 'drop-all-bitmaps': {
       if (!img.bitmapsExtension && !img.bitmapsError) {
