@@ -10,7 +10,7 @@ import { FormatError, type AbortSignalLike, throwIfAborted } from '../errors.js'
 import type { Image } from '../image.js'
 import { Autoclear, HeaderField, Incompatible, MAX_L1_BYTES, hasBit } from '../qcow2/constants.js'
 import {
-  L1_ENTRY_SIZE, SUBCLUSTERS, entryOffset, hasZeroFlag, isCompressed, l2EntrySize, subclusterAllocated, subclusterZero,
+  L1_ENTRY_SIZE, L2_SUBCLUSTER_BITMAP, SUBCLUSTERS, entryOffset, hasZeroFlag, isCompressed, l2EntrySize, subclusterAllocated, subclusterZero,
 } from '../qcow2/mapping.js'
 import type { Extent } from './extents.js'
 
@@ -181,8 +181,8 @@ export class AllocationMap {
             continue
           }
           // Extended L2: SUBCLUSTERS subclusters, each allocated and/or reading as zeros.
-          const zeroBits = v.getUint32(idx * this.entrySize + 8)
-          const allocBits = v.getUint32(idx * this.entrySize + 12)
+          const zeroBits = v.getUint32(idx * this.entrySize + L2_SUBCLUSTER_BITMAP)
+          const allocBits = v.getUint32(idx * this.entrySize + L2_SUBCLUSTER_BITMAP + 4)
           const sc = cs / SUBCLUSTERS
           while (pos < clusterEnd) {
             const s = Math.floor((pos - gc * cs) / sc)

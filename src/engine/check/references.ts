@@ -25,7 +25,7 @@ import { checkTableEntry } from '../qcow2/bitmaps/constraints.js'
 import { dataOffsetOf } from '../qcow2/bitmaps/table.js'
 import { BME_TABLE_ENTRY_SIZE, QCOW_OFLAG_COPIED } from '../qcow2/constants.js'
 import {
-  L1_ENTRY_SIZE, clusterType, compressedCluster, entryOffset, entryU64, isCompressed, isCopied, l1Reserved, l2EntrySize,
+  L1_ENTRY_SIZE, L2_SUBCLUSTER_BITMAP, clusterType, compressedCluster, entryOffset, entryU64, isCompressed, isCopied, l1Reserved, l2EntrySize,
   l2Reserved, offsetLowWord,
 } from '../qcow2/mapping.js'
 import { ReferenceCounts } from './counts.js'
@@ -322,8 +322,8 @@ class Walker {
       const hi = v.getUint32(p)
       const lo = v.getUint32(p + 4)
       // extended L2: the subcluster bitmap, zero bits (32-63) and allocation bits (0-31)
-      const zeroBits = ext ? v.getUint32(p + 8) : 0
-      const allocBits = ext ? v.getUint32(p + 12) : 0
+      const zeroBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP) : 0
+      const allocBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP + 4) : 0
       if (hi === 0 && lo === 0 && zeroBits === 0 && allocBits === 0) continue
       const place = { offset: tableOffset + p }
       const type = clusterType(hi, lo, ext, dataFile)
