@@ -115,13 +115,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         else ws.close(1008, c.message.slice(0, 120))
         return
       }
-      if (c.msg.i) {
-        if (inFlight >= MAX_IN_FLIGHT) {
-          send({ t: 's', i: c.msg.i, e: { code: 'Busy', message: `more than ${MAX_IN_FLIGHT} calls in flight on one connection` } })
-          return
-        }
-        inFlight++
+      if (inFlight >= MAX_IN_FLIGHT) {
+        send({ t: 's', i: c.msg.i, e: { code: 'Busy', message: `more than ${MAX_IN_FLIGHT} calls in flight on one connection` } })
+        return
       }
+      inFlight++
       listener?.(c.msg)
     })
     ws.on('close', () => {
