@@ -45,6 +45,23 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
+/**
+ * A close reason that fits the frame: at most 123 bytes of UTF-8 (RFC 6455 §5.5: a control
+ * frame carries 125 bytes, 2 of them the code), cut at a character. ws throws on a longer one,
+ * which once let a malformed message whose refusal text held '✖' (3 bytes) crash the server.
+ */
+export function closeReason(text: string): string {
+  let out = ''
+  let bytes = 0
+  for (const ch of text) {
+    const n = Buffer.byteLength(ch)
+    if (bytes + n > 123) break
+    out += ch
+    bytes += n
+  }
+  return out
+}
+
 function refuse(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`)
 }
@@ -92,7 +109,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     let inFlight = 0
     let listener: ((m: unknown) => void) | undefined
     const send = (m: unknown): void => { if (ws.readyState === ws.OPEN) ws.send(encodeMessage(m)) }
-    const session = new EngineSession(opts.host, (jobId, d, t, step) => { void page.progress(jobId, d, t, step) })
+    // Progress after the socket closed is dropped: a call on a closed birpc rejects, and an
+    // unhandled rejection would end the process.
+    const session = new EngineSession(opts.host, (jobId, d, t, step) => { if (!page.$closed) page.progress(jobId, d, t, step).catch(() => undefined) })
     const page = serveEngine(session, {
       post: (data) => {
         if ((data as { t?: string }).t === 's') inFlight--
@@ -101,6 +120,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       on: (fn) => { listener = fn },
     }, (e) => log(`socket: ${(e as Error).message ?? String(e)}`))
     ws.on('message', (data, isBinary) => {
+      try {
+        onMessage(data, isBinary)
+      } catch (e) {
+        // Whatever a message does, it ends at most its own connection.
+        log(`socket: ${(e as Error).message ?? String(e)}`)
+        ws.close(1011, 'internal error')
+      }
+    })
+    const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
       if (!isBinary) { ws.close(1003, 'binary MessagePack frames only'); return }
       let msg: unknown
       try {
@@ -112,7 +140,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       const c = checkRequest(msg)
       if (!c.ok) {
         if (c.id) send({ t: 's', i: c.id, e: { code: 'BadRequest', message: c.message } })
-        else ws.close(1008, c.message.slice(0, 120))
+        else ws.close(1008, closeReason(c.message))
         return
       }
       if (inFlight >= MAX_IN_FLIGHT) {
@@ -121,7 +149,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       }
       inFlight++
       listener?.(c.msg)
-    })
+    }
     ws.on('close', () => {
       clearInterval(ping)
       session.dispose()
