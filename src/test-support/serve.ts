@@ -154,6 +154,8 @@ export async function connectClient(server: Pick<ServeProcess, 'socketUrl' | 'to
     serialize: (m) => encodeMessage(m),
     deserialize: (d) => decodeMessage(d as Uint8Array),
   }, events)
+  // As the page's transport does: a closed socket rejects the calls in flight.
+  void down.then(({ code, reason }) => api.$close(Object.assign(new Error(`socket closed (${code} ${reason})`), { code: 'Disconnected' })))
   return { ws, api, progress, closed: down, close: () => { ws.close(1000); api.$close() } }
 }
 
