@@ -131,7 +131,7 @@ describe('a dropped connection cancels its jobs', () => {
       console.log(`[serve jobs] sha256 job ${how}: server CPU ${(busy * 100).toFixed(0)}% of a core while it ran, ${(after * 100).toFixed(0)}% after the drop`)
       expect(busy).toBeGreaterThan(0.2)
       expect(after).toBeLessThan(Math.min(0.1, busy / 4))
-      expect(server.stderr().split('\n').filter((l) => l.includes('connection closed: its jobs were cancelled')).length).toBe(logBefore + 1)
+      expect(server.stderr().split('\n').filter((l) => l.includes('connection closed: its jobs were cancelled')).length).toBeGreaterThanOrEqual(logBefore + 1)
       expect(server.alive()).toBe(true)
       const d = await connectClient(server)
       const t0 = performance.now()
