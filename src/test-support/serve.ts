@@ -45,6 +45,8 @@ export interface ServeOptions {
   wrap?: string[]
   /** give up waiting for the URL line after this many ms (default 30 s) */
   timeoutMs?: number
+  /** the CLI to run (default bin/qbm.mjs of this checkout; benches bundled elsewhere pass theirs) */
+  qbmBin?: string
 }
 
 /**
@@ -53,7 +55,7 @@ export interface ServeOptions {
  * when the process exits first.
  */
 export function startServe(args: string[], opts: ServeOptions = {}): Promise<ServeProcess> {
-  const argv = [...(opts.wrap ?? []), process.execPath, QBM, 'serve', ...args]
+  const argv = [...(opts.wrap ?? []), process.execPath, opts.qbmBin ?? QBM, 'serve', ...args]
   const proc = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
