@@ -56,7 +56,9 @@ export interface ServeOptions {
  */
 export function startServe(args: string[], opts: ServeOptions = {}): Promise<ServeProcess> {
   const argv = [...(opts.wrap ?? []), process.execPath, opts.qbmBin ?? QBM, 'serve', ...args]
-  const proc = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // Its own process group: stop() signals the server and whatever it runs under (strace
+  // detaches on SIGTERM and would leave the server running).
+  const proc = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   let out = ''
   let err = ''
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d })
@@ -66,7 +68,7 @@ export function startServe(args: string[], opts: ServeOptions = {}): Promise<Ser
     proc.on('exit', (code, signal) => { done = true; resolve({ code, signal }) })
   })
   return new Promise<ServeProcess>((resolve, reject) => {
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`qbm serve printed no URL in ${opts.timeoutMs ?? 30_000} ms; stderr: ${err}`)) }, opts.timeoutMs ?? 30_000)
+    const timer = setTimeout(() => { killGroup(proc.pid!); reject(new Error(`qbm serve printed no URL in ${opts.timeoutMs ?? 30_000} ms; stderr: ${err}`)) }, opts.timeoutMs ?? 30_000)
     const onData = (): void => {
       const nl = out.indexOf('\n')
       if (nl < 0) return
@@ -74,17 +76,11 @@ export function startServe(args: string[], opts: ServeOptions = {}): Promise<Ser
       proc.stdout!.off('data', onData)
       const url = out.slice(0, nl)
       const m = /^http:\/\/([^/]+)\/#token=([A-Za-z0-9_-]+)$/.exec(url)
-      if (!m) { proc.kill('SIGKILL'); reject(new Error(`unexpected first stdout line: ${url}`)); return }
+      if (!m) { killGroup(proc.pid!); reject(new Error(`unexpected first stdout line: ${url}`)); return }
       const port = Number(/:(\d+)$/.exec(m[1]!)![1])
       const origin = `http://127.0.0.1:${port}`
       const stop = async (): Promise<{ code: number | null; signal: NodeJS.Signals | null }> => {
-        if (!done) {
-          proc.kill('SIGTERM')
-          const t = setTimeout(() => { if (!done) proc.kill('SIGKILL') }, 5000)
-          const r = await exited
-          clearTimeout(t)
-          return r
-        }
+        await stopGroup(proc.pid!)
         return exited
       }
       resolve({
@@ -98,6 +94,25 @@ export function startServe(args: string[], opts: ServeOptions = {}): Promise<Ser
       reject(new Error(`qbm serve exited (${code ?? signal}) before printing its URL: ${err}`))
     })
   })
+}
+
+const killGroup = (pgid: number): void => {
+  try { process.kill(-pgid, 'SIGKILL') } catch { /* gone */ }
+}
+
+const groupAlive = (pgid: number): boolean => {
+  try { process.kill(-pgid, 0); return true } catch { return false }
+}
+
+/** SIGTERM to the process group, SIGKILL after 5 s; resolves when no process of it is left. */
+async function stopGroup(pgid: number): Promise<void> {
+  const signal = (s: NodeJS.Signals): void => { try { process.kill(-pgid, s) } catch { /* gone */ } }
+  signal('SIGTERM')
+  const t0 = performance.now()
+  while (groupAlive(pgid)) {
+    if (performance.now() - t0 > 5000) signal('SIGKILL')
+    await new Promise((r) => setTimeout(r, 20))
+  }
 }
 
 /** Headers and subprotocols of a socket opened by a test. */
