@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ServeProcess, type SocketClient, callError, connectClient, startServe } from '../test-support/serve.js'
 import { type SlowScanImage, makeSlowScanImage } from '../test-support/slow-scan-image.js'
 import { requireTool, tempDir } from '../test-support/tools.js'
+import { MAX_IN_FLIGHT } from './server.js'
 
 const tmp = tempDir('qbm-serve-jobs-')
 let img: SlowScanImage
@@ -156,6 +157,24 @@ describe('a dropped connection cancels its jobs', () => {
     } finally {
       c.close()
       d.close()
+    }
+  })
+})
+
+describe('the in-flight limit', () => {
+  it(`calls beyond MAX_IN_FLIGHT (${MAX_IN_FLIGHT}) on one connection are refused with Busy; the ones in flight run and cancel`, async () => {
+    const c = await opened()
+    try {
+      const n = MAX_IN_FLIGHT + 6
+      const calls = Array.from({ length: n }, (_, i) => c.api.sha256(0, 100 + i).then(() => 'done', (e: { code: string }) => e.code))
+      const busy = await Promise.race([Promise.all(calls.slice(MAX_IN_FLIGHT)), new Promise((r) => setTimeout(() => r('timeout'), 10_000))])
+      expect(busy).toEqual(new Array(n - MAX_IN_FLIGHT).fill('Busy'))
+      // cancel is never refused: it is what frees the slots
+      for (let i = 0; i < MAX_IN_FLIGHT; i++) await c.api.cancel(100 + i)
+      expect(new Set(await Promise.all(calls.slice(0, MAX_IN_FLIGHT)))).toEqual(new Set(['AbortError']))
+      expect((await c.api.hostInfo())?.writable).toBe(false)
+    } finally {
+      c.close()
     }
   })
 })

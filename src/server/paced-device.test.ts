@@ -51,6 +51,20 @@ describe('PacedDevice', () => {
     }
   })
 
+  it('with 32 jobs reading at once, the event loop still waits about YIELD_MS, not YIELD_MS per job', async () => {
+    const devs = Array.from({ length: 32 }, () => new PacedDevice(NodeFileDevice.open(file)))
+    try {
+      let last = performance.now()
+      let longest = 0
+      const timer = setInterval(() => { const n = performance.now(); longest = Math.max(longest, n - last); last = n }, 1)
+      await Promise.all(devs.map((d) => readFor(d, 300)))
+      clearInterval(timer)
+      expect(longest).toBeLessThan(YIELD_MS * 32 / 2)
+    } finally {
+      for (const d of devs) d.close()
+    }
+  })
+
   it('reads what the file holds', async () => {
     const d = new PacedDevice(NodeFileDevice.open(file))
     expect(d.size).toBe(bytes.length)

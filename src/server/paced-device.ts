@@ -13,13 +13,25 @@ import type { NodeFileDevice } from '../io/node-file.js'
 /** Longest stretch of reads before the event loop gets a turn. */
 export const YIELD_MS = 10
 
+/** When the event loop last had a turn (polled I/O). */
 let lastTurn = performance.now()
+/** The next turn, shared by every read waiting for one. */
+let nextTurn: Promise<void> | undefined
 
-/** Give the event loop a turn when reads have held it for YIELD_MS (one clock for every device: any turn serves all). */
+/**
+ * Give the event loop a turn when reads have held it for YIELD_MS since its last one. Every
+ * device and job shares one clock and one turn: with many jobs in flight they all wait for the
+ * same setImmediate, and the budget starts when it fires, so the event loop waits about
+ * YIELD_MS (plus one read per job), not YIELD_MS per job.
+ */
 export async function pace(): Promise<void> {
   if (performance.now() - lastTurn < YIELD_MS) return
-  await new Promise<void>((resolve) => setImmediate(resolve))
-  lastTurn = performance.now()
+  nextTurn ??= new Promise<void>((resolve) => setImmediate(() => {
+    lastTurn = performance.now()
+    nextTurn = undefined
+    resolve()
+  }))
+  await nextTurn
 }
 
 /** A read-only BlockDevice over a NodeFileDevice that paces its reads; close() closes the file. */

@@ -19,7 +19,7 @@ import { checkRequest } from './validate.js'
 
 /** The largest socket message accepted (checkpoint XML files are the big ones). */
 export const MAX_MESSAGE_BYTES = 8 << 20
-/** Calls one connection may have in flight. */
+/** Calls one connection may have in flight (cancel is not counted against it). */
 export const MAX_IN_FLIGHT = 64
 const SOCKET_PATH = '/api/socket'
 const PING_MS = 30_000
@@ -143,7 +143,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         else ws.close(1008, closeReason(c.message))
         return
       }
-      if (inFlight >= MAX_IN_FLIGHT) {
+      // cancel holds nothing and is what frees the slots: never refused.
+      if (inFlight >= MAX_IN_FLIGHT && c.msg.m !== 'cancel') {
         send({ t: 's', i: c.msg.i, e: { code: 'Busy', message: `more than ${MAX_IN_FLIGHT} calls in flight on one connection` } })
         return
       }
