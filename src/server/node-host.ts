@@ -18,6 +18,7 @@ import type { NodeFileDevice } from '../io/node-file.js'
 import type { HolderInfo, HostInfo, HostOverview, OpenSource } from '../session/api.js'
 import type { OpenedSource, SessionHost } from '../session/host.js'
 import type { CheckResult } from '../session/overview.js'
+import { PacedDevice } from './paced-device.js'
 
 export interface NodeHostOptions {
   /** the PATHs of the command line */
@@ -72,7 +73,8 @@ export class NodeHost implements SessionHost {
     const holder = readLockTable().holderOf(device.stat())
     const heldBy: HolderInfo | undefined = holder ? { ...holder, text: holderText(holder) } : undefined
     const opened: HostOpened = {
-      device,
+      // Paced: the session's long reads let a cancel or a closed socket in (paced-device.ts).
+      device: new PacedDevice(device),
       entry,
       name: entry.path,
       fileName: basename(entry.path),
@@ -158,7 +160,7 @@ export class NodeHost implements SessionHost {
     try {
       const holder = readLockTable().holderOf(dev.stat())
       if (holder) return { status: 'skipped', corruptions: 0, leaks: 0, checkErrors: 0, message: `open in ${holderText(holder)}: its metadata changes under a check` }
-      const img = await openImage(dev, signal ? { signal } : {})
+      const img = await openImage(new PacedDevice(dev), signal ? { signal } : {})
       return checkResult(await checkImage(img, signal ? { signal } : {}))
     } catch (err) {
       if (err instanceof AbortError) throw err

@@ -14,7 +14,7 @@ export const TESTDATA = join(ROOT, 'src', 'engine', 'testdata')
 
 const APT: Record<string, string> = {
   'qemu-img': 'qemu-utils', 'qemu-io': 'qemu-utils', 'qemu-nbd': 'qemu-utils',
-  nbdinfo: 'libnbd-bin', 'qemu-system-x86_64': 'qemu-system-x86', losetup: 'mount', blockdev: 'util-linux',
+  nbdinfo: 'libnbd-bin', 'qemu-system-x86_64': 'qemu-system-x86', losetup: 'mount', blockdev: 'util-linux', strace: 'strace',
 }
 
 /**
