@@ -42,6 +42,8 @@ interface HostOpened extends OpenedSource {
 export class NodeHost implements SessionHost {
   private catalog: Catalog = { entries: [], errors: [] }
   private byId = new Map<string, CatalogEntry>()
+  /** when the PATHs were last walked because of an unknown id */
+  private lastMissRescan = 0
   /** commits in flight, by real path: one at a time per image */
   private readonly commits = new Map<string, Promise<void>>()
 
@@ -61,7 +63,13 @@ export class NodeHost implements SessionHost {
   }
 
   private entry(id: string): CatalogEntry {
-    const e = this.byId.get(id) ?? (this.rescan(), this.byId.get(id))
+    let e = this.byId.get(id)
+    // An id the last walk did not know may be a new image: walk again, at most once a second.
+    if (!e && Date.now() - this.lastMissRescan > 1000) {
+      this.lastMissRescan = Date.now()
+      this.rescan()
+      e = this.byId.get(id)
+    }
     if (!e) throw new ConstraintError(`there is no image '${id}' under the paths this server was given`)
     return e
   }

@@ -21,6 +21,10 @@ import { checkRequest } from './validate.js'
 export const MAX_MESSAGE_BYTES = 8 << 20
 /** Calls one connection may have in flight (cancel is not counted against it). */
 export const MAX_IN_FLIGHT = 64
+/** Open sockets at once (every tab of every user with the token). */
+export const MAX_CONNECTIONS = 32
+/** Bytes queued for a page that does not read: past this, its socket is closed. */
+export const MAX_QUEUED_BYTES = 128 << 20
 const SOCKET_PATH = '/api/socket'
 const PING_MS = 30_000
 
@@ -94,6 +98,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const given = offered.find((p) => p.startsWith(TOKEN_PREFIX))?.slice(TOKEN_PREFIX.length)
     if (!tokenMatches(token, given)) return refuse(socket, 401, 'Unauthorized (missing or wrong token)')
     if (!offered.includes(PROTOCOL)) return refuse(socket, 400, 'Bad Request (subprotocol)')
+    if (wss.clients.size >= MAX_CONNECTIONS) return refuse(socket, 503, `Service Unavailable (${MAX_CONNECTIONS} connections open)`)
     wss.handleUpgrade(req, socket, head, (ws) => connect(ws, req))
   })
 
@@ -108,7 +113,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     }, PING_MS)
     let inFlight = 0
     let listener: ((m: unknown) => void) | undefined
-    const send = (m: unknown): void => { if (ws.readyState === ws.OPEN) ws.send(encodeMessage(m)) }
+    const send = (m: unknown): void => {
+      if (ws.readyState !== ws.OPEN) return
+      // A page that stops reading does not make the server hold its answers without bound.
+      if (ws.bufferedAmount > MAX_QUEUED_BYTES) { ws.terminate(); return }
+      ws.send(encodeMessage(m))
+    }
     // Progress after the socket closed is dropped: a call on a closed birpc rejects, and an
     // unhandled rejection would end the process.
     const session = new EngineSession(opts.host, (jobId, d, t, step) => { if (!page.$closed) page.progress(jobId, d, t, step).catch(() => undefined) })

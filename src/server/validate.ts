@@ -10,7 +10,8 @@ import type { EngineApi } from '../session/api.js'
 const index = z.number().int().min(0).max(1 << 20)
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const count = z.number().int().min(0).max(1 << 24)
-const cells = z.number().int().min(1).max(1 << 22)
+/** at most 2^20 cells (8 MiB of answer): the 2-D map asks for ~300,000 */
+const cells = z.number().int().min(1).max(1 << 20)
 const jobId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional()
 const id = z.number().int().min(-(1 << 20)).max(1 << 20)
 /** a bitmap name: at most 1023 bytes of UTF-8 (QEMU's limit), so 1023 UTF-16 units is a safe bound for the check */
