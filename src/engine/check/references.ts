@@ -237,7 +237,10 @@ class Walker {
         const i = p / L1_ENTRY_SIZE
         const hi = v.getUint32(p)
         const lo = v.getUint32(p + 4)
-        if (active && this.input.copied) await this.input.copied.l1Entry(first + i, hi, lo, at + i * L1_ENTRY_SIZE)
+        if (active && this.input.copied) {
+          const reading = this.input.copied.l1Entry(first + i, hi, lo, at + i * L1_ENTRY_SIZE)
+          if (reading) await reading
+        }
         if (l1Reserved(hi, lo)) {
           this.f.error(`ERROR found L1 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, { offset: at + i * L1_ENTRY_SIZE })
         }
@@ -341,7 +344,10 @@ class Walker {
       if (!isCompressed(hi) && l2Reserved(hi, lo)) {
         f.error(`ERROR found l2 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, place, times)
       }
-      if (copied && (type === 'normal' || type === 'zero-alloc')) await copied.l2Entry(hi, lo, type, use.active, tableOffset)
+      if (copied && (type === 'normal' || type === 'zero-alloc')) {
+        const reading = copied.l2Entry(hi, lo, type, use.active, tableOffset)
+        if (reading) await reading
+      }
       switch (type) {
         case 'compressed': {
           const c = compressedCluster(hi, lo, this.h.clusterBits)

@@ -116,6 +116,23 @@ export class StoredRefcounts implements RefcountSource {
     return b.values
   }
 
+  /**
+   * Stored refcount of cluster c without reading anything: as `get` when the block is already
+   * read (or there is none, or it cannot be read), null when it still has to be read (then ask
+   * `get`). The walk asks this for every entry it checks (check/copied.ts).
+   */
+  peek(c: number): number | undefined | null {
+    const ti = Math.floor(c / this.epb)
+    const b = this.cache.get(ti)
+    if (b) {
+      if (b.kind === 'block') return this.values(b)[c - ti * this.epb]!
+      return b.kind === 'none' ? 0 : undefined
+    }
+    const e = ti < this.entries.length ? this.entries[ti]! : NO_BLOCK
+    if (e.offset === 0) return 0
+    return !e.aligned || e.unreadable ? undefined : null
+  }
+
   /** Stored refcount of cluster c, or undefined when QEMU cannot read it (unaligned block). */
   async get(c: number): Promise<number | undefined> {
     const ti = Math.floor(c / this.epb)
