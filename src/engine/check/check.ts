@@ -25,6 +25,7 @@ import { StoredRefcounts } from './stored.js'
 import type { ReferenceCounts } from './counts.js'
 import { calculateReferences } from './references.js'
 import { CopiedCheck } from './copied.js'
+import { TableScanner } from './nonzero.js'
 import { hex, readPadded } from '../padded.js'
 import type { RefcountSource } from '../qcow2/refcount.js'
 
@@ -121,7 +122,9 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     }
   }
 
-  const stored = await StoredRefcounts.load(img.device, h)
+  // One buffer and one search for non-zero entries, for the refcount table and every L1 and L2 table.
+  const scanner = new TableScanner(opts.scanner)
+  const stored = await StoredRefcounts.load(img.device, h, scanner)
   opts.onRefcounts?.(stored)
   const copied = new CopiedCheck(stored, cs, open.externalData, f.limit)
   const refs = await calculateReferences({
@@ -137,7 +140,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     findings: f,
     copied,
     ...(opts.signal ? { signal: opts.signal } : {}),
-    ...(opts.scanner ? { scanner: opts.scanner } : {}),
+    scanner,
     onProgress: (d, t) => opts.onProgress?.(d, t, 'l2'),
   })
   if (refs.failed) return stop(`Check failed: ${refs.failed}`)

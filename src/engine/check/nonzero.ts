@@ -67,6 +67,8 @@ export class TableScanner {
   /** big-endian reads of the entries in the buffer (positions as `buffer()` and `next()` use them) */
   view: DataView
   private bytes: Uint8Array
+  /** the view the last `buffer()` gave (reused while the length stays the same) */
+  private last: Uint8Array | undefined
   private readonly ex?: ScannerExports
   private words?: Int32Array
 
@@ -112,8 +114,10 @@ export class TableScanner {
       }
       this.bytes = new Uint8Array(buf)
       this.view = new DataView(buf)
+      this.last = undefined
     }
-    return this.bytes.subarray(0, length)
+    if (this.last?.length !== length) this.last = this.bytes.subarray(0, length)
+    return this.last
   }
 
   /**

@@ -33,7 +33,7 @@ import type { CopiedCheck } from './copied.js'
 import type { Findings } from './findings.js'
 import type { CryptoHeaderArea, LoadedDirectory } from '../image.js'
 import { hex, readInFile, readPadded, readable } from '../padded.js'
-import { TableScanner } from './nonzero.js'
+import type { TableScanner } from './nonzero.js'
 import { MAX_L1_ENTRIES, type Snapshot } from './snapshots.js'
 import type { StoredRefcounts } from './stored.js'
 
@@ -63,8 +63,8 @@ export interface ReferenceInput {
   readonly copied?: CopiedCheck
   readonly signal?: AbortSignalLike
   readonly onProgress?: (done: number, total: number) => void
-  /** which search for non-zero entries runs (check/nonzero.ts); default the WebAssembly one where it runs */
-  readonly scanner?: 'wasm' | 'js'
+  /** the buffer tables are read into and the search for their non-zero entries (check/nonzero.ts) */
+  readonly scanner: TableScanner
 }
 
 /** The expected refcounts, and what the walk counted on the way. */
@@ -110,7 +110,7 @@ class Walker {
     this.fileSize = input.device.size
     this.f = input.findings
     this.counts = new ReferenceCounts(Math.ceil(this.fileSize / this.cs), maxRefcount(input.header.refcountOrder))
-    this.scan = new TableScanner(input.scanner)
+    this.scan = input.scanner
   }
 
   /**
@@ -118,6 +118,7 @@ class Walker {
    * the end of the file; straight from the device when it can read in place.
    */
   private async load(offset: number, length: number): Promise<void> {
+    this.windowStart = this.windowEnd = 0 // readL2 sets the window it loads
     const buf = this.scan.buffer(length)
     if (this.dev.readInto && offset + length <= this.fileSize) await this.dev.readInto(offset, buf)
     else buf.set(await readPadded(this.dev, offset, length))
@@ -284,8 +285,9 @@ class Walker {
    */
   private static readonly WINDOW = { inPlace: 1 << 20, copied: 4 << 20 }
   private static readonly MAX_GAP = { inPlace: 0, copied: 256 << 10 }
-  /** the part of the file in the scanner's buffer, from position 0 */
-  private window = { start: 0, end: 0 }
+  /** the part of the file in the scanner's buffer, from position 0: [windowStart, windowEnd) */
+  private windowStart = 0
+  private windowEnd = 0
 
   /**
    * Bring the L2 table at `tableOffset` (zero-padded past the end of the file) into the scanner's
@@ -293,11 +295,9 @@ class Walker {
    */
   private async readL2(tableOffset: number, sorted: readonly number[], at: number): Promise<number> {
     const cs = this.cs
-    const w = this.window
-    if (tableOffset >= w.start && tableOffset + cs <= w.end) return tableOffset - w.start
+    if (tableOffset >= this.windowStart && tableOffset + cs <= this.windowEnd) return tableOffset - this.windowStart
     if (tableOffset + cs > this.fileSize) {
       await this.load(tableOffset, cs)
-      this.window = { start: 0, end: 0 }
       return 0
     }
     const kind = this.dev.readInto ? 'inPlace' : 'copied'
@@ -310,7 +310,8 @@ class Walker {
       end = next + cs
     }
     await this.load(tableOffset, end - tableOffset)
-    this.window = { start: tableOffset, end }
+    this.windowStart = tableOffset
+    this.windowEnd = end
     return 0
   }
 

@@ -12,6 +12,7 @@ import { FAR, offsetFromWords, u64Of } from '../bytes.js'
 import { REFT_OFFSET_MASK, REFT_RESERVED_MASK } from '../qcow2/constants.js'
 import { REFTABLE_ENTRY_SIZE, type RefcountSource, decodeRefcountBlock, getRefcountEntry } from '../qcow2/refcount.js'
 import { readPadded, readable } from '../padded.js'
+import type { TableScanner } from './nonzero.js'
 
 const OFFSET_LO = Number(REFT_OFFSET_MASK & 0xffffffffn)
 const RESERVED_LO = Number(REFT_RESERVED_MASK)
@@ -67,27 +68,29 @@ export class StoredRefcounts implements RefcountSource {
   /**
    * Read the refcount table. The caller has checked refcount_table_clusters against QEMU's
    * 8 MiB limit, so the read is bounded; only the part inside the file is actually read.
+   * `scanner` finds the non-zero entries (most of a table is zeros).
    */
-  static async load(dev: BlockDevice, h: Header): Promise<StoredRefcounts> {
+  static async load(dev: BlockDevice, h: Header, scanner: TableScanner): Promise<StoredRefcounts> {
     const bytes = h.refcountTableClusters * h.clusterSize
     const raw = await readPadded(dev, h.refcountTableOffset, bytes)
-    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)
-    const entries: ReftableEntry[] = []
+    const n = bytes / REFTABLE_ENTRY_SIZE
+    const entries = new Array<ReftableEntry>(n).fill(NO_BLOCK)
     const csMask = h.clusterSize - 1
-    for (let i = 0; i < bytes / REFTABLE_ENTRY_SIZE; i++) {
-      const hi = view.getUint32(i * REFTABLE_ENTRY_SIZE)
-      const lo = view.getUint32(i * REFTABLE_ENTRY_SIZE + 4)
-      if (hi === 0 && lo === 0) { entries.push(NO_BLOCK); continue }
+    scanner.buffer(bytes).set(raw)
+    const view = scanner.view
+    for (let p = scanner.next(0, bytes); p < bytes; p = scanner.next(p + REFTABLE_ENTRY_SIZE, bytes)) {
+      const hi = view.getUint32(p)
+      const lo = view.getUint32(p + 4)
       const loOff = (lo & OFFSET_LO) >>> 0
       const offset = offsetFromWords(hi, loOff)
       const raw = u64Of(hi, loOff)
-      entries.push({
+      entries[p / REFTABLE_ENTRY_SIZE] = {
         offset,
         ...(offset >= FAR ? { offsetRaw: raw } : {}),
         reserved: (lo & RESERVED_LO) !== 0,
         aligned: (loOff & csMask) === 0,
         unreadable: !readable(raw, h.clusterSize),
-      })
+      }
     }
     return new StoredRefcounts(dev, h, entries, raw)
   }
