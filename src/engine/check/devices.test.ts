@@ -43,6 +43,17 @@ describe('check: Blob windows and readInto, WebAssembly and JavaScript agree', (
     await both(new Uint8Array(readFileSync(fixturePath(f))))
   })
 
+  it('L2 tables back to back (40 zero writes 512 MiB apart, 64 KiB clusters): windows of 16 tables', async () => {
+    requireTool('qemu-io')
+    const p = join(tmp.path, 'back-to-back.qcow2')
+    expect(run('qemu-img', ['create', '-q', '-f', 'qcow2', p, '20G']).code).toBe(0)
+    const cmds: string[] = []
+    for (let i = 0; i < 40; i++) cmds.push('-c', `write -q -z ${i * 512}M 64k`, ...(i % 7 === 0 ? ['-c', `write -q ${i * 512 + 100}M 64k`] : []))
+    const w = run('qemu-io', ['-f', 'qcow2', ...cmds, p])
+    expect(w.code, w.stderr).toBe(0)
+    await both(new Uint8Array(readFileSync(p)))
+  })
+
   it('scattered L2 tables (64 GiB disk, 64 KiB clusters, 300 writes up to 200 MiB apart and close together)', async () => {
     requireTool('qemu-io')
     const p = join(tmp.path, 'scatter.qcow2')

@@ -262,7 +262,8 @@ class Walker {
 
   /** check_refcounts_l2 for every distinct L2 table, weighted by how often it is referenced. */
   private async l2Tables(): Promise<void> {
-    const offsets = [...this.l2Uses.keys()].sort((a, b) => a - b)
+    // a typed array sorts numerically without calling back into JavaScript per comparison
+    const offsets = Float64Array.from(this.l2Uses.keys()).sort()
     let done = 0
     for (const off of offsets) {
       if ((done & 63) === 0) {
@@ -293,7 +294,7 @@ class Walker {
    * Bring the L2 table at `tableOffset` (zero-padded past the end of the file) into the scanner's
    * buffer; returns its position there. Valid until the next call.
    */
-  private async readL2(tableOffset: number, sorted: readonly number[], at: number): Promise<number> {
+  private async readL2(tableOffset: number, sorted: Float64Array, at: number): Promise<number> {
     const cs = this.cs
     if (tableOffset >= this.windowStart && tableOffset + cs <= this.windowEnd) return tableOffset - this.windowStart
     if (tableOffset + cs > this.fileSize) {
@@ -315,7 +316,7 @@ class Walker {
     return 0
   }
 
-  private async l2(tableOffset: number, use: L2Use, sorted: readonly number[], at: number): Promise<void> {
+  private async l2(tableOffset: number, use: L2Use, sorted: Float64Array, at: number): Promise<void> {
     const { cs, f } = this
     const times = use.total
     const ext = this.input.extendedL2
@@ -432,7 +433,10 @@ class Walker {
       }
       tables.set(key, { offsets, times: 1, index: e.index })
     }
-    for (const t of tables.values()) for (const o of t.offsets) this.incBitmap(o, cs, `bitmap data of directory entry ${t.index}`, t.times)
+    for (const t of tables.values()) {
+      const what = `bitmap data of directory entry ${t.index}`
+      for (const o of t.offsets) this.incBitmap(o, cs, what, t.times)
+    }
     return undefined
   }
 
