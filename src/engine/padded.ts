@@ -17,18 +17,6 @@ export async function readPadded(dev: BlockDevice, offset: number, length: numbe
 }
 
 /**
- * Like readPadded, but into `scratch.buf` (allocated once, `length` bytes) when the device can
- * read in place and the range is inside the file: a walk over thousands of tables allocates one
- * buffer. The result is valid until the next call with the same scratch.
- */
-export async function readReusing(dev: BlockDevice, offset: number, length: number, scratch: { buf?: Uint8Array }): Promise<Uint8Array> {
-  if (!dev.readInto || offset + length > dev.size || length === 0) return readPadded(dev, offset, length)
-  const buf = scratch.buf?.length === length ? scratch.buf : (scratch.buf = new Uint8Array(length))
-  await dev.readInto(offset, buf)
-  return buf
-}
-
-/**
  * The part of [offset, offset+length) that lies inside the file (possibly empty): the rest
  * reads as zeros, so callers that only look for non-zero entries need not allocate it.
  */

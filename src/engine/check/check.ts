@@ -25,7 +25,9 @@ import { StoredRefcounts } from './stored.js'
 import type { ReferenceCounts } from './counts.js'
 import { calculateReferences } from './references.js'
 import { CopiedCheck } from './copied.js'
+import { TableScanner } from './nonzero.js'
 import { hex, readPadded } from '../padded.js'
+import type { RefcountSource } from '../qcow2/refcount.js'
 
 export type { CheckFinding, FindingKind } from './findings.js'
 
@@ -45,8 +47,12 @@ export interface CheckOptions {
    * leaks. What `qbm repair` needs to know about everything else.
    */
   ignoreBitmaps?: boolean
+  /** receives the stored refcounts as the check read them, for an edit to reuse (edits/verify.ts) */
+  onRefcounts?: (stored: RefcountSource) => void
   /** receives the references the walk counted, per cluster (in-process callers only) */
   onReferences?: (referencesTo: (cluster: number) => number) => void
+  /** which search for non-zero table entries runs (check/nonzero.ts); tests compare the two */
+  scanner?: 'wasm' | 'js'
 }
 
 /** What `qbm check` found; field names follow qemu-img check's JSON output where it has one. */
@@ -116,7 +122,10 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     }
   }
 
-  const stored = await StoredRefcounts.load(img.device, h)
+  // One buffer and one search for non-zero entries, for the refcount table and every L1 and L2 table.
+  const scanner = new TableScanner(opts.scanner)
+  const stored = await StoredRefcounts.load(img.device, h, scanner)
+  opts.onRefcounts?.(stored)
   const copied = new CopiedCheck(stored, cs, open.externalData, f.limit)
   const refs = await calculateReferences({
     device: img.device,
@@ -131,6 +140,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     findings: f,
     copied,
     ...(opts.signal ? { signal: opts.signal } : {}),
+    scanner,
     onProgress: (d, t) => opts.onProgress?.(d, t, 'l2'),
   })
   if (refs.failed) return stop(`Check failed: ${refs.failed}`)
@@ -197,8 +207,9 @@ async function compareRefcounts(
       continue
     }
     if (b.kind === 'none' && !counts.anyIn(from, to)) continue
+    const values = b.kind === 'none' ? undefined : stored.values(b)
     for (let i = from; i < to; i++) {
-      const r1 = b.kind === 'none' ? 0 : stored.valueAt(b.data, i - from)
+      const r1 = values ? values[i - from]! : 0
       const r2 = counts.get(i)
       if (r1 > 0 || r2 > 0) highest = i
       if (r1 === r2) continue

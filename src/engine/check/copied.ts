@@ -32,23 +32,44 @@ export class CopiedCheck {
     this.findings = new Findings(findingLimit)
   }
 
-  /** Stored refcount of the cluster at `offset`, or undefined when QEMU cannot read it. */
-  private async refcount(offset: number): Promise<{ rc: number; exact: () => Promise<string> } | undefined> {
+  /**
+   * Stored refcount of the cluster at `offset` if known without a read: the refcount, undefined
+   * when QEMU cannot read it, null when its refcount block has to be read first (`read`).
+   */
+  private peek(offset: number): number | undefined | null {
     // a cluster at or past 2^53 lies past the end of the file: no refcount block covers it
-    if (offset >= FAR) return { rc: 0, exact: async () => '0' }
-    const c = Math.floor(offset / this.clusterSize)
-    const rc = await this.stored.get(c)
-    return rc === undefined ? undefined : { rc, exact: () => this.stored.exact(c) }
+    return offset >= FAR ? 0 : this.stored.peek(Math.floor(offset / this.clusterSize))
   }
 
-  /** An active L1 entry (words hi, lo) at `offset`, index `index`. */
-  async l1Entry(index: number, hi: number, lo: number, offset: number): Promise<void> {
+  private async read(offset: number): Promise<number | undefined> {
+    return offset >= FAR ? 0 : this.stored.get(Math.floor(offset / this.clusterSize))
+  }
+
+  /** The stored refcount at `offset`, exact, for messages. */
+  private async exact(offset: number): Promise<string> {
+    return offset >= FAR ? '0' : this.stored.exact(Math.floor(offset / this.clusterSize))
+  }
+
+  /**
+   * An active L1 entry (words hi, lo) at `offset`, index `index`. Returns a promise only when it
+   * has to read (a refcount block, or the exact refcount for a message): await it then. The
+   * walk calls this for every entry, and almost always the answer is at hand.
+   */
+  l1Entry(index: number, hi: number, lo: number, offset: number): Promise<void> | undefined {
     const l2 = entryOffset(hi, lo)
-    if (l2 === 0) return
-    const r = await this.refcount(l2)
-    if (!r) { this.skipped.add(l2); return }
-    if ((r.rc === 1) === isCopied(hi)) return
-    this.findings.error(`ERROR OFLAG_COPIED L2 cluster: l1_index=${index} l1_entry=${hex(entryU64(hi, lo))} refcount=${await r.exact()}`, { offset })
+    if (l2 === 0) return undefined
+    const rc = this.peek(l2)
+    return rc === null ? this.l1Read(index, hi, lo, offset, l2) : this.l1Verdict(index, hi, lo, offset, l2, rc)
+  }
+
+  private async l1Read(index: number, hi: number, lo: number, offset: number, l2: number): Promise<void> {
+    await this.l1Verdict(index, hi, lo, offset, l2, await this.read(l2))
+  }
+
+  private l1Verdict(index: number, hi: number, lo: number, offset: number, l2: number, rc: number | undefined): Promise<void> | undefined {
+    if (rc === undefined) { this.skipped.add(l2); return undefined }
+    if ((rc === 1) === isCopied(hi)) return undefined
+    return this.exact(l2).then((x) => { this.findings.error(`ERROR OFLAG_COPIED L2 cluster: l1_index=${index} l1_entry=${hex(entryU64(hi, lo))} refcount=${x}`, { offset }) })
   }
 
   /**
@@ -62,12 +83,25 @@ export class CopiedCheck {
 
   /**
    * An L2 entry of type `type` in a table the active L1 references `times` times (QEMU walks it
-   * once per reference). `tableOffset` locates the finding.
+   * once per reference). `tableOffset` locates the finding. Returns a promise only when it has
+   * to read, as l1Entry.
    */
-  async l2Entry(hi: number, lo: number, type: ClusterType, times: number, tableOffset: number): Promise<void> {
-    if (times === 0 || (type !== 'normal' && type !== 'zero-alloc')) return
-    const r = this.externalData ? { rc: 1, exact: async () => '1' } : await this.refcount(entryOffset(hi, lo))
-    if (!r || (r.rc === 1) === isCopied(hi)) return
-    this.findings.error(`ERROR OFLAG_COPIED data cluster: l2_entry=${hex(entryU64(hi, lo))} refcount=${await r.exact()}`, { offset: tableOffset }, times)
+  l2Entry(hi: number, lo: number, type: ClusterType, times: number, tableOffset: number): Promise<void> | undefined {
+    if (times === 0 || (type !== 'normal' && type !== 'zero-alloc')) return undefined
+    if (this.externalData) return this.l2Verdict(hi, lo, times, tableOffset, 0, 1)
+    const off = entryOffset(hi, lo)
+    const rc = this.peek(off)
+    return rc === null ? this.l2Read(hi, lo, times, tableOffset, off) : this.l2Verdict(hi, lo, times, tableOffset, off, rc)
+  }
+
+  private async l2Read(hi: number, lo: number, times: number, tableOffset: number, off: number): Promise<void> {
+    await this.l2Verdict(hi, lo, times, tableOffset, off, await this.read(off))
+  }
+
+  private l2Verdict(hi: number, lo: number, times: number, tableOffset: number, off: number, rc: number | undefined): Promise<void> | undefined {
+    if (rc === undefined || (rc === 1) === isCopied(hi)) return undefined
+    // with an external data file QEMU takes every data cluster's refcount as 1
+    const exact = this.externalData ? Promise.resolve('1') : this.exact(off)
+    return exact.then((x) => { this.findings.error(`ERROR OFLAG_COPIED data cluster: l2_entry=${hex(entryU64(hi, lo))} refcount=${x}`, { offset: tableOffset }, times) })
   }
 }

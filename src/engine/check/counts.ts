@@ -14,6 +14,9 @@ const BIG = 255
 export class ReferenceCounts {
   private readonly pages = new Map<number, Uint8Array>()
   private readonly big = new Map<number, number>()
+  /** the page used last and its index: a walk counts cluster after cluster on one page */
+  private lastIndex = -1
+  private lastPage: Uint8Array | undefined
   /**
    * QEMU's nb_clusters: clusters of the file, grown to k+1 when a reference lands on cluster
    * k past it (a reference may pass the end of the file by less than one cluster).
@@ -29,8 +32,15 @@ export class ReferenceCounts {
     this.size = size
   }
 
+  private page(pi: number): Uint8Array | undefined {
+    if (pi === this.lastIndex) return this.lastPage
+    const p = this.pages.get(pi)
+    if (p) { this.lastIndex = pi; this.lastPage = p }
+    return p
+  }
+
   get(c: number): number {
-    const p = this.pages.get(Math.floor(c / PAGE_SIZE))
+    const p = this.page(Math.floor(c / PAGE_SIZE))
     if (!p) return 0
     const v = p[c % PAGE_SIZE]!
     return v === BIG ? this.big.get(c)! : v
@@ -43,10 +53,12 @@ export class ReferenceCounts {
   add(c: number, n: number): number {
     if (c >= this.size) this.size = c + 1
     const pi = Math.floor(c / PAGE_SIZE)
-    let p = this.pages.get(pi)
+    let p = this.page(pi)
     if (!p) {
       p = new Uint8Array(PAGE_SIZE)
       this.pages.set(pi, p)
+      this.lastIndex = pi
+      this.lastPage = p
     }
     const i = c % PAGE_SIZE
     const old = p[i] === BIG ? this.big.get(c)! : p[i]!

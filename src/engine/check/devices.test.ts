@@ -1,8 +1,10 @@
 /**
- * The check reads L2 tables one way on devices with `readInto` (Node, memory: one reused
- * buffer) and another on devices without (Blob, file handle: windows of up to 4 MiB spanning
- * small holes). Both must find exactly the same things, on every committed fixture and on a
- * big sparse image whose L2 tables are scattered between data clusters.
+ * The check reads L2 tables one way on devices with `readInto` (Node, memory: straight into the
+ * scanner's buffer, back-to-back tables together) and another on devices without (Blob, file
+ * handle: windows of up to 4 MiB spanning small holes), and finds their non-zero entries with
+ * WebAssembly or, where that does not run, JavaScript (nonzero.ts). All must find exactly the
+ * same things, on every committed fixture and on a big sparse image whose L2 tables are
+ * scattered between data clusters.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,9 +16,9 @@ import { requireTool, run, tempDir } from '../../test-support/tools.js'
 import { type CheckReport, checkImage, openImage } from '../index.js'
 import type { BlockDevice } from '../device.js'
 
-async function checkOn(dev: BlockDevice): Promise<CheckReport | string> {
+async function checkOn(dev: BlockDevice, scanner?: 'js'): Promise<CheckReport | string> {
   try {
-    return await checkImage(await openImage(dev))
+    return await checkImage(await openImage(dev), scanner ? { scanner } : {})
   } catch (e) {
     return (e as Error).message
   }
@@ -27,15 +29,29 @@ async function both(bytes: Uint8Array): Promise<void> {
   expect(mem.readInto, 'the memory device reads into buffers').toBeTypeOf('function')
   const blob = new BlobDevice(new Blob([bytes as Uint8Array<ArrayBuffer>]))
   expect((blob as BlockDevice).readInto, 'the Blob device has no readInto').toBeUndefined()
-  expect(await checkOn(blob)).toEqual(await checkOn(mem))
+  const expected = await checkOn(mem)
+  expect(await checkOn(blob)).toEqual(expected)
+  expect(await checkOn(mem, 'js'), 'the JavaScript search').toEqual(expected)
+  expect(await checkOn(blob, 'js'), 'the JavaScript search, Blob windows').toEqual(expected)
 }
 
 const tmp = tempDir('qbm-check-dev-')
 afterAll(() => tmp.cleanup())
 
-describe('check: Blob windows and readInto agree', () => {
+describe('check: Blob windows and readInto, WebAssembly and JavaScript agree', () => {
   it.each(smallFixtures().filter((f) => !f.large).map((f) => [f.name, f] as const))('%s', async (_n, f) => {
     await both(new Uint8Array(readFileSync(fixturePath(f))))
+  })
+
+  it('L2 tables back to back (40 zero writes 512 MiB apart, 64 KiB clusters): windows of 16 tables', async () => {
+    requireTool('qemu-io')
+    const p = join(tmp.path, 'back-to-back.qcow2')
+    expect(run('qemu-img', ['create', '-q', '-f', 'qcow2', p, '20G']).code).toBe(0)
+    const cmds: string[] = []
+    for (let i = 0; i < 40; i++) cmds.push('-c', `write -q -z ${i * 512}M 64k`, ...(i % 7 === 0 ? ['-c', `write -q ${i * 512 + 100}M 64k`] : []))
+    const w = run('qemu-io', ['-f', 'qcow2', ...cmds, p])
+    expect(w.code, w.stderr).toBe(0)
+    await both(new Uint8Array(readFileSync(p)))
   })
 
   it('scattered L2 tables (64 GiB disk, 64 KiB clusters, 300 writes up to 200 MiB apart and close together)', async () => {

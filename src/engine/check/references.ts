@@ -32,26 +32,13 @@ import { ReferenceCounts } from './counts.js'
 import type { CopiedCheck } from './copied.js'
 import type { Findings } from './findings.js'
 import type { CryptoHeaderArea, LoadedDirectory } from '../image.js'
-import { hex, readInFile, readPadded, readReusing, readable } from '../padded.js'
+import { hex, readInFile, readPadded, readable } from '../padded.js'
+import type { TableScanner } from './nonzero.js'
 import { MAX_L1_ENTRIES, type Snapshot } from './snapshots.js'
 import type { StoredRefcounts } from './stored.js'
 
 /** L1 entries read per chunk. */
 const L1_CHUNK = 65536
-
-/**
- * The first entry at or after `from` (of `n`, `wpe` 32-bit words each) that is not all zeros; `n`
- * when none is. Zero is zero in either byte order, so the words need no swapping. Without a word
- * view (an unaligned buffer) every entry is returned and the caller tests it.
- */
-function nextNonZero(words: Uint32Array | undefined, from: number, n: number, wpe: number): number {
-  if (!words) return from
-  for (let i = from; i < n; i++) {
-    const w = i * wpe
-    if ((words[w]! | words[w + 1]!) !== 0 || (wpe === 4 && (words[w + 2]! | words[w + 3]!) !== 0)) return i
-  }
-  return n
-}
 
 /** Fragmentation counters of the active L1 (QEMU BlockFragInfo, CHECK_FRAG_INFO). */
 export interface FragInfo {
@@ -76,6 +63,8 @@ export interface ReferenceInput {
   readonly copied?: CopiedCheck
   readonly signal?: AbortSignalLike
   readonly onProgress?: (done: number, total: number) => void
+  /** the buffer tables are read into and the search for their non-zero entries (check/nonzero.ts) */
+  readonly scanner: TableScanner
 }
 
 /** The expected refcounts, and what the walk counted on the way. */
@@ -110,8 +99,8 @@ class Walker {
   private readonly l2Uses = new Map<number, L2Use>()
   /** clusters bitmap structures reference: how often, and the first structure (overlap check) */
   private readonly bitmapRefs = new Map<number, { refs: number; what: string }>()
-  /** one buffer for every L2 table when the device can read into it (no 64 KiB of garbage per table) */
-  private readonly l2Scratch: { buf?: Uint8Array } = {}
+  /** the one buffer every L1 chunk and L2 table is read into, and the search for their non-zero entries */
+  private readonly scan: TableScanner
   private overflowHint = false
 
   constructor(private readonly input: ReferenceInput) {
@@ -121,6 +110,18 @@ class Walker {
     this.fileSize = input.device.size
     this.f = input.findings
     this.counts = new ReferenceCounts(Math.ceil(this.fileSize / this.cs), maxRefcount(input.header.refcountOrder))
+    this.scan = input.scanner
+  }
+
+  /**
+   * `length` bytes of the file at `offset` into the scanner's buffer (at position 0), zeros past
+   * the end of the file; straight from the device when it can read in place.
+   */
+  private async load(offset: number, length: number): Promise<void> {
+    this.windowStart = this.windowEnd = 0 // readL2 sets the window it loads
+    const buf = this.scan.buffer(length)
+    if (this.dev.readInto && offset + length <= this.fileSize) await this.dev.readInto(offset, buf)
+    else buf.set(await readPadded(this.dev, offset, length))
   }
 
   async run(): Promise<string | undefined> {
@@ -228,13 +229,19 @@ class Walker {
       const n = Math.min(L1_CHUNK, size - first)
       const at = offset + first * L1_ENTRY_SIZE
       if (at >= this.fileSize) break // the rest reads as zeros
-      const buf = await readPadded(this.dev, at, n * L1_ENTRY_SIZE)
-      const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-      for (let i = 0; i < n; i++) {
-        const hi = v.getUint32(i * L1_ENTRY_SIZE)
-        const lo = v.getUint32(i * L1_ENTRY_SIZE + 4)
-        if (hi === 0 && lo === 0) continue
-        if (active && this.input.copied) await this.input.copied.l1Entry(first + i, hi, lo, at + i * L1_ENTRY_SIZE)
+      const bytes = n * L1_ENTRY_SIZE
+      await this.load(at, bytes)
+      const scan = this.scan
+      const v = scan.view
+      // Only the non-zero entries are decoded (check/nonzero.ts finds them).
+      for (let p = scan.next(0, bytes); p < bytes; p = scan.next(p + L1_ENTRY_SIZE, bytes)) {
+        const i = p / L1_ENTRY_SIZE
+        const hi = v.getUint32(p)
+        const lo = v.getUint32(p + 4)
+        if (active && this.input.copied) {
+          const reading = this.input.copied.l1Entry(first + i, hi, lo, at + i * L1_ENTRY_SIZE)
+          if (reading) await reading
+        }
         if (l1Reserved(hi, lo)) {
           this.f.error(`ERROR found L1 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, { offset: at + i * L1_ENTRY_SIZE })
         }
@@ -255,7 +262,8 @@ class Walker {
 
   /** check_refcounts_l2 for every distinct L2 table, weighted by how often it is referenced. */
   private async l2Tables(): Promise<void> {
-    const offsets = [...this.l2Uses.keys()].sort((a, b) => a - b)
+    // a typed array sorts numerically without calling back into JavaScript per comparison
+    const offsets = Float64Array.from(this.l2Uses.keys()).sort()
     let done = 0
     for (const off of offsets) {
       if ((done & 63) === 0) {
@@ -268,70 +276,80 @@ class Walker {
     this.input.onProgress?.(offsets.length, offsets.length)
   }
 
-  /** Bytes of file read at once for L2 tables when the device has no `readInto` (the browser). */
-  private static readonly WINDOW = 4 << 20
-  /** Largest hole between two L2 tables still read through rather than skipped (bytes). */
-  private static readonly MAX_GAP = 256 << 10
-  private window: { start: number; bytes: Uint8Array } | undefined
+  /**
+   * Windows of the file that hold several L2 tables, read at once. With `readInto` (Node) only
+   * tables that lie back to back are read together (a read of a hole would cost as much as the
+   * tables), up to 1 MiB. Without it (Blob, file handle: every read is a slice().arrayBuffer()
+   * with a fixed cost of its own) the sorted tables are read in windows of up to 4 MiB spanning
+   * holes of up to 256 KiB, so thousands of scattered 64 KiB tables cost tens of reads, not
+   * thousands.
+   */
+  private static readonly WINDOW = { inPlace: 1 << 20, copied: 4 << 20 }
+  private static readonly MAX_GAP = { inPlace: 0, copied: 256 << 10 }
+  /** the part of the file in the scanner's buffer, from position 0: [windowStart, windowEnd) */
+  private windowStart = 0
+  private windowEnd = 0
 
   /**
-   * An L2 table, zero-padded past the end of the file. Valid until the next call.
-   * With `readInto` (Node): one reused buffer. Without (Blob, file handle: every read is a
-   * slice().arrayBuffer() with a fixed cost of its own): the sorted tables are read in windows
-   * of up to 4 MiB spanning small holes, so thousands of scattered 64 KiB tables cost tens of
-   * reads, not thousands.
+   * Bring the L2 table at `tableOffset` (zero-padded past the end of the file) into the scanner's
+   * buffer; returns its position there. Valid until the next call.
    */
-  private async readL2(tableOffset: number, sorted: readonly number[], at: number): Promise<Uint8Array> {
+  private async readL2(tableOffset: number, sorted: Float64Array, at: number): Promise<number> {
     const cs = this.cs
-    if (tableOffset + cs > this.fileSize || this.dev.readInto) return readReusing(this.dev, tableOffset, cs, this.l2Scratch)
-    const w = this.window
-    if (w && tableOffset >= w.start && tableOffset + cs <= w.start + w.bytes.length) {
-      return w.bytes.subarray(tableOffset - w.start, tableOffset - w.start + cs)
+    if (tableOffset >= this.windowStart && tableOffset + cs <= this.windowEnd) return tableOffset - this.windowStart
+    if (tableOffset + cs > this.fileSize) {
+      await this.load(tableOffset, cs)
+      return 0
     }
+    const kind = this.dev.readInto ? 'inPlace' : 'copied'
+    const maxGap = Walker.MAX_GAP[kind]
+    const window = Math.max(cs, Walker.WINDOW[kind])
     let end = tableOffset + cs
     for (let k = at + 1; k < sorted.length; k++) {
       const next = sorted[k]!
-      if (next + cs > this.fileSize || next - end > Walker.MAX_GAP || next + cs - tableOffset > Walker.WINDOW) break
+      if (next + cs > this.fileSize || next - end > maxGap || next + cs - tableOffset > window) break
       end = next + cs
     }
-    const bytes = await this.dev.read(tableOffset, end - tableOffset)
-    this.window = { start: tableOffset, bytes }
-    return bytes.subarray(0, cs)
+    await this.load(tableOffset, end - tableOffset)
+    this.windowStart = tableOffset
+    this.windowEnd = end
+    return 0
   }
 
-  private async l2(tableOffset: number, use: L2Use, sorted: readonly number[], at: number): Promise<void> {
+  private async l2(tableOffset: number, use: L2Use, sorted: Float64Array, at: number): Promise<void> {
     const { cs, f } = this
     const times = use.total
     const ext = this.input.extendedL2
     const dataFile = this.input.externalData
-    const buf = await this.readL2(tableOffset, sorted, at)
-    const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    const base = await this.readL2(tableOffset, sorted, at)
+    const scan = this.scan
+    const v = scan.view
     const esize = l2EntrySize(ext)
-    const n = cs / esize
+    const end = base + cs
     const copied = use.active > 0 && this.input.copied?.visits(tableOffset) ? this.input.copied : undefined
     let nextContiguous = 0
     let allocated = 0, fragmented = 0, compressed = 0
-    // Most entries of a sparse image are zero: skip them through a word view (zero is zero in
-    // either byte order) and decode only the others.
-    const words = buf.byteOffset % 4 === 0 ? new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2) : undefined
-    const wpe = esize >>> 2
-    // The skip runs in a plain function: a loop with an await in it (the COPIED check) would
-    // keep its variables in the async frame and crawl through the zeros.
-    for (let i = nextNonZero(words, 0, n, wpe); i < n; i = nextNonZero(words, i + 1, n, wpe)) {
-      const p = i * esize
+    // Most entries of a sparse image are zero: only the others are decoded (check/nonzero.ts
+    // finds them). An extended entry is non-zero when any of its two words is.
+    for (let w = scan.next(base, end); w < end;) {
+      const i = Math.floor((w - base) / esize)
+      const p = base + i * esize
+      w = scan.next(p + esize, end)
       const hi = v.getUint32(p)
       const lo = v.getUint32(p + 4)
       // extended L2: the subcluster bitmap, zero bits (32-63) and allocation bits (0-31)
       const zeroBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP) : 0
       const allocBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP + 4) : 0
-      if (hi === 0 && lo === 0 && zeroBits === 0 && allocBits === 0) continue
-      const place = { offset: tableOffset + p }
+      const place = { offset: tableOffset + i * esize }
       const type = clusterType(hi, lo, ext, dataFile)
 
       if (!isCompressed(hi) && l2Reserved(hi, lo)) {
         f.error(`ERROR found l2 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, place, times)
       }
-      if (copied && (type === 'normal' || type === 'zero-alloc')) await copied.l2Entry(hi, lo, type, use.active, tableOffset)
+      if (copied && (type === 'normal' || type === 'zero-alloc')) {
+        const reading = copied.l2Entry(hi, lo, type, use.active, tableOffset)
+        if (reading) await reading
+      }
       switch (type) {
         case 'compressed': {
           const c = compressedCluster(hi, lo, this.h.clusterBits)
@@ -415,7 +433,10 @@ class Walker {
       }
       tables.set(key, { offsets, times: 1, index: e.index })
     }
-    for (const t of tables.values()) for (const o of t.offsets) this.incBitmap(o, cs, `bitmap data of directory entry ${t.index}`, t.times)
+    for (const t of tables.values()) {
+      const what = `bitmap data of directory entry ${t.index}`
+      for (const o of t.offsets) this.incBitmap(o, cs, what, t.times)
+    }
     return undefined
   }
 

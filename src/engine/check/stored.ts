@@ -10,8 +10,9 @@ import type { BlockDevice } from '../device.js'
 import type { Header } from '../qcow2/header.js'
 import { FAR, offsetFromWords, u64Of } from '../bytes.js'
 import { REFT_OFFSET_MASK, REFT_RESERVED_MASK } from '../qcow2/constants.js'
-import { REFTABLE_ENTRY_SIZE, getRefcountEntry } from '../qcow2/refcount.js'
+import { REFTABLE_ENTRY_SIZE, type RefcountSource, decodeRefcountBlock, getRefcountEntry } from '../qcow2/refcount.js'
 import { readPadded, readable } from '../padded.js'
+import type { TableScanner } from './nonzero.js'
 
 const OFFSET_LO = Number(REFT_OFFSET_MASK & 0xffffffffn)
 const RESERVED_LO = Number(REFT_RESERVED_MASK)
@@ -32,18 +33,23 @@ export interface ReftableEntry {
 
 const NO_BLOCK: ReftableEntry = { offset: 0, reserved: false, aligned: true, unreadable: false }
 
-/** A refcount block as the compare pass sees it. */
+/** A refcount block as the compare pass sees it; `values`: its entries decoded, once, on demand. */
 export type StoredBlock =
   | { readonly kind: 'none' }
   | { readonly kind: 'unaligned' }
   | { readonly kind: 'unreadable' }
-  | { readonly kind: 'block'; readonly data: Uint8Array }
+  | { readonly kind: 'block'; readonly data: Uint8Array; values?: Float64Array }
 
-export class StoredRefcounts {
+/**
+ * The stored refcounts, read once per check. An edit reuses them (RefcountSource): the planner's
+ * loadRefcounts takes the blocks as read and decoded here instead of reading them again.
+ */
+export class StoredRefcounts implements RefcountSource {
   /** entries per refcount block */
   readonly epb: number
   readonly clusterSize: number
   private readonly cache = new Map<number, StoredBlock>()
+  /** blocks kept: 64 MiB of them, bytes and decoded entries together */
   private readonly cacheLimit: number
 
   private constructor(
@@ -51,38 +57,42 @@ export class StoredRefcounts {
     private readonly h: Header,
     /** every entry of the refcount table, in order */
     readonly entries: readonly ReftableEntry[],
+    /** the refcount table as read (zeros past the end of the file) */
+    readonly tableBytes: Uint8Array,
   ) {
     this.epb = (h.clusterSize * 8) / h.refcountBits
     this.clusterSize = h.clusterSize
-    this.cacheLimit = Math.max(16, Math.floor((64 * 1024 * 1024) / h.clusterSize))
+    this.cacheLimit = Math.max(16, Math.floor((64 * 1024 * 1024) / (h.clusterSize + 8 * this.epb)))
   }
 
   /**
    * Read the refcount table. The caller has checked refcount_table_clusters against QEMU's
    * 8 MiB limit, so the read is bounded; only the part inside the file is actually read.
+   * `scanner` finds the non-zero entries (most of a table is zeros).
    */
-  static async load(dev: BlockDevice, h: Header): Promise<StoredRefcounts> {
+  static async load(dev: BlockDevice, h: Header, scanner: TableScanner): Promise<StoredRefcounts> {
     const bytes = h.refcountTableClusters * h.clusterSize
     const raw = await readPadded(dev, h.refcountTableOffset, bytes)
-    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)
-    const entries: ReftableEntry[] = []
+    const n = bytes / REFTABLE_ENTRY_SIZE
+    const entries = new Array<ReftableEntry>(n).fill(NO_BLOCK)
     const csMask = h.clusterSize - 1
-    for (let i = 0; i < bytes / REFTABLE_ENTRY_SIZE; i++) {
-      const hi = view.getUint32(i * REFTABLE_ENTRY_SIZE)
-      const lo = view.getUint32(i * REFTABLE_ENTRY_SIZE + 4)
-      if (hi === 0 && lo === 0) { entries.push(NO_BLOCK); continue }
+    scanner.buffer(bytes).set(raw)
+    const view = scanner.view
+    for (let p = scanner.next(0, bytes); p < bytes; p = scanner.next(p + REFTABLE_ENTRY_SIZE, bytes)) {
+      const hi = view.getUint32(p)
+      const lo = view.getUint32(p + 4)
       const loOff = (lo & OFFSET_LO) >>> 0
       const offset = offsetFromWords(hi, loOff)
       const raw = u64Of(hi, loOff)
-      entries.push({
+      entries[p / REFTABLE_ENTRY_SIZE] = {
         offset,
         ...(offset >= FAR ? { offsetRaw: raw } : {}),
         reserved: (lo & RESERVED_LO) !== 0,
         aligned: (loOff & csMask) === 0,
         unreadable: !readable(raw, h.clusterSize),
-      })
+      }
     }
-    return new StoredRefcounts(dev, h, entries)
+    return new StoredRefcounts(dev, h, entries, raw)
   }
 
   /** The refcount block describing refcount-table slot `ti`. */
@@ -100,13 +110,56 @@ export class StoredRefcounts {
     return b
   }
 
+  /** The entries of a block, decoded once (decodeRefcountBlock). */
+  values(b: StoredBlock & { kind: 'block' }): Float64Array {
+    if (!b.values) {
+      b.values = new Float64Array(this.epb)
+      decodeRefcountBlock(b.data, this.h.refcountOrder, b.values)
+    }
+    return b.values
+  }
+
+  /**
+   * Stored refcount of cluster c without reading anything: as `get` when the block is already
+   * read (or there is none, or it cannot be read), null when it still has to be read (then ask
+   * `get`). The walk asks this for every entry it checks (check/copied.ts).
+   */
+  peek(c: number): number | undefined | null {
+    const ti = Math.floor(c / this.epb)
+    const b = this.cache.get(ti)
+    if (b) {
+      if (b.kind === 'block') return this.values(b)[c - ti * this.epb]!
+      return b.kind === 'none' ? 0 : undefined
+    }
+    const e = ti < this.entries.length ? this.entries[ti]! : NO_BLOCK
+    if (e.offset === 0) return 0
+    return !e.aligned || e.unreadable ? undefined : null
+  }
+
   /** Stored refcount of cluster c, or undefined when QEMU cannot read it (unaligned block). */
   async get(c: number): Promise<number | undefined> {
     const ti = Math.floor(c / this.epb)
     const b = await this.block(ti)
     if (b.kind === 'unaligned' || b.kind === 'unreadable') return undefined
     if (b.kind === 'none') return 0
-    return this.valueAt(b.data, c - ti * this.epb)
+    return this.values(b)[c - ti * this.epb]!
+  }
+
+  /** RefcountSource: the decoded block at `slot` when it was read from `offset`. */
+  async blockValues(slot: number, offset: number): Promise<Float64Array | undefined> {
+    const b = await this.sourceBlock(slot, offset)
+    return b && this.values(b)
+  }
+
+  /** RefcountSource: the bytes of the block at `slot` when it was read from `offset`. */
+  async blockBytes(slot: number, offset: number): Promise<Uint8Array | undefined> {
+    return (await this.sourceBlock(slot, offset))?.data
+  }
+
+  private async sourceBlock(slot: number, offset: number): Promise<(StoredBlock & { kind: 'block' }) | undefined> {
+    if (slot >= this.entries.length || this.entries[slot]!.offset !== offset) return undefined
+    const b = await this.block(slot)
+    return b.kind === 'block' ? b : undefined
   }
 
   /** Stored refcount of cluster c, exact, for messages ('' when unreadable). */
@@ -116,13 +169,6 @@ export class StoredRefcounts {
     if (b.kind === 'unaligned' || b.kind === 'unreadable') return ''
     if (b.kind === 'none') return '0'
     return this.exactAt(b.data, c - ti * this.epb)
-  }
-
-  /** Entry j of a block as a number (64-bit values above 2^53 are approximate). */
-  valueAt(data: Uint8Array, j: number): number {
-    if (this.h.refcountOrder !== 6) return getRefcountEntry(data, this.h.refcountOrder, j)
-    const v = new DataView(data.buffer, data.byteOffset, data.byteLength)
-    return v.getUint32(8 * j) * 2 ** 32 + v.getUint32(8 * j + 4)
   }
 
   /** Entry j of a block, exact, for messages. */

@@ -172,7 +172,8 @@ async function* dirtyByteRanges(img: Image, b: ModelBitmap): AsyncGenerator<[num
   for (const [s, e] of memRuns(b.data.bytes, bitmapBits(L, b.granularityBits))) yield [s * g, Math.min(e * g, L)]
 }
 
-async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> {
+/** `refcounts`: the image's refcounts, loaded once per plan (refcountsOnce). */
+async function applyEdit(img: Image, list: ModelList, e: Edit, refcounts: () => Promise<Refcounts>): Promise<string> {
   const L = img.header.diskLength
   const cs = img.header.clusterSize
   switch (e.op) {
@@ -228,7 +229,7 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
       const b = find(list, e.name, 'clear-in-use')
       if (!(b.flags & BME_FLAG_IN_USE)) throw new ConstraintError(`Operation clear-in-use on bitmap ${e.name} failed: the bitmap is not in use`, 'bitmap-not-in-use')
       if (e.mode === 'keep' && b.data.kind === 'stored' && b.orig) {
-        const bad = await storedDataProblem(img, b.orig, await loadRefcounts(img.device, img.header))
+        const bad = await storedDataProblem(img, b.orig, await refcounts())
         if (bad) throw new ConstraintError(`Operation clear-in-use on bitmap ${e.name} failed: its stored bits cannot be kept: ${bad}; mark every bit dirty or clear them instead`, 'stored-bits-unusable')
       }
       b.flags &= ~BME_FLAG_IN_USE
@@ -306,6 +307,8 @@ interface Layout {
    * to it, as `qemu-img check -r leaks` would.
    */
   reclaim?: boolean
+  /** the image's refcounts, loaded once per plan (refcountsOnce) */
+  refcounts: () => Promise<Refcounts>
 }
 
 /** The safety gate: every plan starts with the image check (edits/verify.ts). */
@@ -315,6 +318,15 @@ async function verdict(img: Image, opts: PlanOptions, repair: boolean): Promise<
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   })
+}
+
+/**
+ * The image's refcounts for one plan, loaded on first use and then shared (the keep-mode check of
+ * clear in_use and the layout both need them), from the refcount blocks the check read.
+ */
+function refcountsOnce(img: Image, v: EditVerdict): () => Promise<Refcounts> {
+  let loaded: Promise<Refcounts> | undefined
+  return () => (loaded ??= loadRefcounts(img.device, img.header, undefined, v.refcounts))
 }
 
 /** Plan a sequence of edits, applied in order like `qemu-img bitmap`. */
@@ -330,13 +342,14 @@ export async function planEdits(img: Image, edits: Edit[], opts: PlanOptions = {
   warnings.push(...v.warnings)
   const list = modelOf(img)
   const summary: string[] = []
+  const refcounts = refcountsOnce(img, v)
   for (const e of edits) {
-    summary.push(await applyEdit(img, list, e))
+    summary.push(await applyEdit(img, list, e, refcounts))
     if (e.op === 'clear-in-use' && e.mode === 'keep') {
       warnings.push(`'${e.name}' keeps the bits stored at its last clean save: writes made while it was in use are not in it, so an incremental backup from it may miss data (marking every bit dirty is the safe choice)`)
     }
   }
-  return layout(img, { list, summary, dropped: [], warnings })
+  return layout(img, { list, summary, dropped: [], warnings, refcounts })
 }
 
 /** Plan a repair (docs/format.md §8 "recover"). */
@@ -348,7 +361,7 @@ export async function planRepair(img: Image, repair: Repair, opts: PlanOptions =
   if (refusal) throw new ConstraintError(`cannot repair: ${refusal.message}`, refusal.code)
   const warnings: string[] = []
   const v = await verdict(img, opts, true)
-  const others = v.referencesTo ? { others: v.referencesTo } : {}
+  const others = { ...(v.referencesTo ? { others: v.referencesTo } : {}), refcounts: refcountsOnce(img, v) }
   switch (repair) {
     case 'drop-all-bitmaps': {
       if (!img.bitmapsExtension && !img.bitmapsError) {
@@ -383,7 +396,7 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
   const h = img.header
   const cs = h.clusterSize
   const L = h.diskLength
-  const rc = await loadRefcounts(img.device, h)
+  const rc = await lay.refcounts()
   if (rc.problems.length > 0) throw new ConstraintError(`cannot edit: the refcount structure is damaged: ${rc.problems[0]!.message}${rc.problems.length > 1 ? ` (and ${rc.problems.length - 1} more)` : ''}; \`qemu-img check -r all\` rebuilds it`, 'refcounts-damaged')
   const alloc = new Allocator(h, rc, img.fileSize)
   const writes: PlannedWrite[] = []

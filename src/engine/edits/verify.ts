@@ -14,6 +14,7 @@ import { type ConstraintCode, ConstraintError } from '../errors.js'
 import type { Image } from '../image.js'
 import { type CheckReport, checkImage } from '../check/check.js'
 import type { AbortSignalLike } from '../errors.js'
+import type { RefcountSource } from '../qcow2/refcount.js'
 
 export interface EditVerdict {
   readonly report: CheckReport
@@ -24,6 +25,11 @@ export interface EditVerdict {
    * never freed by the plan.
    */
   readonly referencesTo?: (cluster: number) => number
+  /**
+   * The stored refcounts as the check read and decoded them: the plan loads its refcounts from
+   * these (loadRefcounts' source) instead of reading every refcount block again.
+   */
+  readonly refcounts?: RefcountSource
 }
 
 export interface VerifyOptions {
@@ -41,12 +47,14 @@ export interface VerifyOptions {
 export async function verifyForEdit(img: Image, opts: VerifyOptions = {}): Promise<EditVerdict> {
   const repair = opts.repair === true
   let referencesTo: ((c: number) => number) | undefined
+  let refcounts: RefcountSource | undefined
   const report = await checkImage(img, {
     ignoreBitmaps: repair,
     findingLimit: 20,
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     onReferences: (f) => { referencesTo = f },
+    onRefcounts: (r) => { refcounts = r },
   })
   const verb = repair ? 'cannot repair' : 'cannot edit'
   const scope = repair ? ' outside its bitmaps' : ''
@@ -76,6 +84,7 @@ export async function verifyForEdit(img: Image, opts: VerifyOptions = {}): Promi
     report,
     warnings,
     ...(repair && referencesTo ? { referencesTo } : {}),
+    ...(refcounts ? { refcounts } : {}),
   }
 }
 

@@ -60,12 +60,53 @@ export function setRefcountEntry(block: Uint8Array, order: number, i: number, v:
   }
 }
 
+/**
+ * Decode every entry of a refblock buffer into `out` (from index 0; `out.length` entries): the
+ * values getRefcountEntry gives, one loop per width instead of a switch per entry.
+ */
+export function decodeRefcountBlock(block: Uint8Array, order: number, out: Float64Array): void {
+  const n = out.length
+  switch (order) {
+    case 0: for (let i = 0; i < n; i++) out[i] = (block[i >>> 3]! >>> (i & 7)) & 1; return
+    case 1: for (let i = 0; i < n; i++) out[i] = (block[i >>> 2]! >>> (2 * (i & 3))) & 3; return
+    case 2: for (let i = 0; i < n; i++) out[i] = (block[i >>> 1]! >>> (4 * (i & 1))) & 15; return
+    case 3: for (let i = 0; i < n; i++) out[i] = block[i]!; return
+    case 4: for (let i = 0; i < n; i++) out[i] = (block[2 * i]! << 8) | block[2 * i + 1]!; return
+    case 5:
+      for (let i = 0; i < n; i++) out[i] = ((block[4 * i]! << 24) | (block[4 * i + 1]! << 16) | (block[4 * i + 2]! << 8) | block[4 * i + 3]!) >>> 0
+      return
+    default: for (let i = 0; i < n; i++) out[i] = getRefcountEntry(block, order, i)
+  }
+}
+
+/** Largest refcount an entry of 2^order bits holds (as a number: 2^53 - 1 for 64-bit entries). */
 export function maxRefcount(order: number): number {
   return order === 6 ? Number.MAX_SAFE_INTEGER : 2 ** (2 ** order) - 1
 }
 
-/** Load the refcount table and every refcount block. Bounded by QEMU's 8 MiB reftable limit and the file size. */
-export async function loadRefcounts(dev: BlockDevice, h: Header, signal?: AbortSignalLike): Promise<Refcounts> {
+/**
+ * Refcount structures another pass has already read and decoded (the check an edit starts with,
+ * check/stored.ts), so that an edit reads and decodes each refcount block once.
+ */
+export interface RefcountSource {
+  /** the refcount table as the header describes it, zeros past the end of the file */
+  readonly tableBytes: Uint8Array
+  /**
+   * The refcounts of the block at refcount-table slot `slot` (its `entriesPerBlock` entries,
+   * decoded as decodeRefcountBlock does; not to be modified), read from `offset`; undefined
+   * when that is not the block the source holds there.
+   */
+  blockValues(slot: number, offset: number): Promise<Float64Array | undefined>
+  /** The bytes of that block (cluster size, zeros past the end of the file), or undefined likewise. */
+  blockBytes(slot: number, offset: number): Promise<Uint8Array | undefined>
+}
+
+/**
+ * Load the refcount table and every refcount block. Bounded by QEMU's 8 MiB reftable limit and
+ * the file size. `source`: the same structures as the check read them (each is read from the
+ * device only where the source does not hold it).
+ */
+export async function loadRefcounts(dev: BlockDevice, h: Header, signal?: AbortSignalLike, source?: RefcountSource): Promise<Refcounts> {
   const cs = h.clusterSize
   const problems: FormatError[] = []
   const rtBytes = h.refcountTableClusters * cs
@@ -75,7 +116,10 @@ export async function loadRefcounts(dev: BlockDevice, h: Header, signal?: AbortS
   if (h.refcountTableOffset === 0 || h.refcountTableOffset + rtBytes > dev.size + cs - 1 || rtBytes === 0) {
     throw new FormatError('qcow2 header', 'refcount_table_offset', 48, 'puts the refcount table outside the file', h.refcountTableOffset)
   }
-  const rtRaw = await dev.read(h.refcountTableOffset, Math.min(rtBytes, dev.size - h.refcountTableOffset))
+  const inFile = Math.min(rtBytes, dev.size - h.refcountTableOffset)
+  const rtRaw = source && source.tableBytes.length >= inFile
+    ? source.tableBytes.subarray(0, inFile)
+    : await dev.read(h.refcountTableOffset, inFile)
   const n = Math.floor(rtRaw.length / REFTABLE_ENTRY_SIZE)
   const view = new DataView(rtRaw.buffer, rtRaw.byteOffset, rtRaw.byteLength)
   const reftable = new Float64Array(rtBytes / REFTABLE_ENTRY_SIZE)
@@ -109,16 +153,18 @@ export async function loadRefcounts(dev: BlockDevice, h: Header, signal?: AbortS
     if (i >= keepSlots) {
       if (farChecked.has(off)) continue
       farChecked.add(off)
-      const raw = await dev.read(off, avail)
+      const raw = (await source?.blockBytes(i, off))?.subarray(0, avail) ?? await dev.read(off, avail)
       if (raw.some((x) => x !== 0)) {
         problems.push(new FormatError(REFTABLE_STRUCT, `entry[${i}]`, h.refcountTableOffset + i * REFTABLE_ENTRY_SIZE, `points to a refcount block (0x${off.toString(16)}) that counts clusters past the end of the file`, BigInt(off)))
       }
       continue
     }
+    const base = i * epb
+    const shared = await source?.blockValues(i, off)
+    if (shared) { counts.set(shared, base); continue }
     const block = new Uint8Array(cs)
     block.set(await dev.read(off, avail))
-    const base = i * epb
-    for (let j = 0; j < epb; j++) counts[base + j] = getRefcountEntry(block, h.refcountOrder, j)
+    decodeRefcountBlock(block, h.refcountOrder, counts.subarray(base, base + epb))
   }
   return { reftable, counts, entriesPerBlock: epb, refcountBits: h.refcountBits, problems }
 }
