@@ -45,6 +45,13 @@ export interface OpenResult {
   summary: ImageSummary
 }
 
+/** Heatmap cells from the part of a bitmap a running scan has read (NaN where it has not). */
+export interface HeatmapPreview {
+  counts: Float64Array
+  /** the scan had finished: every cell is exact */
+  complete: boolean
+}
+
 /** What a full scan of one bitmap's data yields. */
 export interface ScanResult {
   bitmapIndex: number
@@ -306,6 +313,8 @@ export interface EngineClient {
   activate(imageId: number): Promise<OpenResult>
   scan(bitmapIndex: number, onProgress?: ProgressFn, signal?: AbortSignal): Promise<ScanResult>
   heatmap(bitmapIndex: number, start: number, end: number, cells: number, signal?: AbortSignal): Promise<Float64Array>
+  /** heatmap while the bitmap is still being scanned: cells the scan has not read yet are NaN. */
+  heatmapPreview?(bitmapIndex: number, start: number, end: number, cells: number): Promise<HeatmapPreview>
   extentPage(bitmapIndex: number, first: number, count: number): Promise<Extent[]>
   extentIndex(bitmapIndex: number, offset: number): Promise<number>
   extentWindow(bitmapIndex: number, from: number, to: number): Promise<ExtentWindow>

@@ -15,6 +15,7 @@ import type { RecentEntry, RecentFiles } from '../recent.js'
 import { sourceName } from '../../session/sources.js'
 import { type AnalysisActions, type AnalysisState, createAnalysis, initialAnalysis } from './analysis.js'
 import { type EditSpec, type PendingEdit, toPlanRequest } from './edits.js'
+import { type MapActions, type MapState, createMapSlice, initialMap, keepMapSettings } from './map.js'
 
 /** Extents per page fetched from the worker. */
 export const EXTENT_PAGE = 256
@@ -97,7 +98,7 @@ export interface AppError {
   info: ErrorInfo
 }
 
-export interface AppState extends AnalysisState {
+export interface AppState extends AnalysisState, MapState {
   image: OpenImage | null
   opening: string | null
   stats: Record<number, BitmapStats>
@@ -131,7 +132,7 @@ export interface AppState extends AnalysisState {
   firstHeatMs: number | null
 }
 
-export interface AppActions extends AnalysisActions {
+export interface AppActions extends AnalysisActions, MapActions {
   open(source: OpenSource, how: HowOpened): Promise<void>
   /** Open several images at once (a backing chain, or images to compare). */
   openMany(sources: OpenSource[], how: HowOpened): Promise<void>
@@ -223,6 +224,7 @@ function defaultMeasure(name: string, start: string, end: string): number | null
 
 const initial = (editsAvailable: boolean): AppState => ({
   ...initialAnalysis(),
+  ...initialMap(),
   image: null,
   opening: null,
   stats: {},
@@ -270,6 +272,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
   /** the sources of an open set, by image id */
   const currentSources = new Map<number, OpenSource>()
 
+  let map: ReturnType<typeof createMapSlice> | undefined
   const store = createStore<AppState & AppActions>()((set, get) => {
     // ---- helpers -------------------------------------------------------------------------
     function bitmap(index: number | null): BitmapSummary | undefined {
@@ -507,7 +510,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
 
     function resetForImage(): Partial<AppState> {
       const keep = get()
-      return { ...initial(keep.editsAvailable), recent: keep.recent, heatWidth: keep.heatWidth, sort: keep.sort, extentMode: keep.extentMode, heatMode: keep.heatMode }
+      return { ...initial(keep.editsAvailable), ...keepMapSettings(keep), recent: keep.recent, heatWidth: keep.heatWidth, sort: keep.sort, extentMode: keep.extentMode, heatMode: keep.heatMode }
     }
 
     /** Show another image of the open set (refused while edits for the shown one are pending). */
@@ -550,10 +553,13 @@ export function createAppStore(deps: StoreDeps): AppStore {
       endJob: (id) => endJob(id),
     })
 
+    map = createMapSlice({ get: () => get(), set: (p) => set(p), client })
+
     // ---- actions -------------------------------------------------------------------------
     return {
       ...initial(deps.editsAvailable ?? false),
       ...analysis.actions,
+      ...map.actions,
 
       async open(source, how) {
         const gen = ++generation
@@ -924,5 +930,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       },
     }
   })
+  // The map follows the rest of the state by itself (store/map.ts).
+  store.subscribe((s, prev) => map?.onChange(s, prev))
   return store
 }

@@ -1,0 +1,91 @@
+/**
+ * Paints one pane of the map straight from the store, outside React: a zoom or pan step
+ * repaints in the same task (cells of the previous view resampled onto the new grid), and
+ * repaints again when the exact cells arrive. Also records how long that took, as performance
+ * measures the e2e tests and the bench read:
+ *  - `qbm:map-step`: from the input (noteMapInput) to the first repaint of the new view;
+ *  - `qbm:map-exact`: from the input to the paint of the exact cells for it;
+ *  - marks `qbm:map-preview` (cells from a running scan) and `qbm:first-map` (first exact map).
+ */
+import type { MapCells, MapSlot, MapState } from '../../store/map.js'
+import { hatch } from '../draw.js'
+import type { CanvasColors, Theme } from '../colors.js'
+import { type MapGrid, cellOrigins, layoutMap } from './layout.js'
+import { type MapPalette, mapPalette, paintDirty, paintOverlayMap } from './paint.js'
+import { cellShares, sameCells } from './resample.js'
+
+let inputAt: number | null = null
+let exactFrom: number | null = null
+let firstMapMarked = false
+
+/** Call when a gesture or key asks the map to move: the next repaints are timed from now. */
+export function noteMapInput(): void {
+  inputAt = performance.now()
+  exactFrom = inputAt
+}
+
+/** A new image: the next exact map is its first. */
+export function resetMapTiming(): void {
+  firstMapMarked = false
+  inputAt = null
+  exactFrom = null
+}
+
+/** What a pane needs from the store. */
+export type PaneState = Pick<MapState, 'mapView' | 'mapCanvas' | 'mapOrder' | 'mapCells'> & { image: { summary: { diskLength: number } } | null }
+
+export interface PanePainter {
+  paint(s: PaneState): void
+}
+
+/** A painter for `slot` on `canvas`; `stale` stripes the cells (an in-use bitmap's stored bits). */
+export function createPanePainter(canvas: HTMLCanvasElement, slot: MapSlot, theme: Theme, colors: CanvasColors, stale: boolean): PanePainter {
+  const pal: MapPalette = mapPalette(theme, colors)
+  let img: ImageData | null = null
+  let px: Uint32Array | null = null
+  let origins: { key: string; data: Uint32Array } | null = null
+  let lastGridKey = ''
+  let lastExact = false
+
+  function originsFor(g: MapGrid, width: number): Uint32Array {
+    const key = `${g.order}:${g.cellPx}:${g.cols}:${g.rows}:${width}`
+    if (!origins || origins.key !== key) origins = { key, data: cellOrigins(g, width) }
+    return origins.data
+  }
+
+  return {
+    paint(s) {
+      if (!s.mapView || !s.mapCanvas || !s.image) return
+      const { width, height } = s.mapCanvas
+      if (canvas.width !== width) canvas.width = width
+      if (canvas.height !== height) canvas.height = height
+      const ctx = canvas.getContext('2d')
+      if (!ctx) return
+      if (!img || img.width !== width || img.height !== height) {
+        img = ctx.createImageData(width, height)
+        px = new Uint32Array(img.data.buffer)
+      }
+      const g = layoutMap(s.mapView, s.mapCanvas, s.mapOrder, s.image.summary.diskLength)
+      const cells: MapCells | null = s.mapCells[slot]
+      const o = originsFor(g, width)
+      const exact = !!cells && sameCells(g, cells) && !cells.preview
+      if (cells && cells.arrays.length === 4) paintOverlayMap(px!, width, g, o, cellShares(g, cells, cells.arrays), pal)
+      else paintDirty(px!, width, g, o, cells ? cellShares(g, cells, cells.arrays)[0]! : null, pal)
+      if (stale) hatch(img.data, width, height, colors.stripe, 0.55)
+      ctx.putImageData(img, 0, 0)
+      const end = performance.now()
+      const gridKey = `${g.start}:${g.cellBytes}:${g.cellPx}:${g.order}:${width}:${height}`
+      if (gridKey !== lastGridKey && inputAt !== null && slot === 'primary') {
+        performance.measure('qbm:map-step', { start: inputAt, end })
+        inputAt = null
+      }
+      if (exact && (!lastExact || gridKey !== lastGridKey) && slot === 'primary') {
+        if (exactFrom !== null) { performance.measure('qbm:map-exact', { start: exactFrom, end }); exactFrom = null }
+        if (!firstMapMarked) { firstMapMarked = true; performance.mark('qbm:first-map') }
+      }
+      if (cells?.preview && slot === 'primary') performance.mark('qbm:map-preview')
+      lastGridKey = gridKey
+      lastExact = exact
+    },
+  }
+}
