@@ -97,7 +97,7 @@ export function ExtentList(): ReactNode {
         <span>#</span><span>Offset</span><span>End</span><span className="num">Length</span><span className="num">Bytes</span>
         <span title="How the extent's bytes read: allocated data / reads as zero / unallocated">Data · zero · unallocated</span>
       </div>
-      <div ref={scrollRef} className="extent-scroll" role="list" aria-label="Dirty extents" data-testid="extent-list"
+      <div ref={scrollRef} className="extent-scroll" role="list" aria-label="Dirty extents" data-testid="extent-list" id="extent-list" tabIndex={0}
         style={{ height: Math.min(MAX_LIST_PX, Math.max(2 * ROW_PX, count * ROW_PX + 2)) }}>
         <div style={{ height: virt.getTotalSize(), position: 'relative' }}>
           {items.map((it) => {

@@ -10,7 +10,7 @@
  */
 import type { EngineClient } from '../../session/api.js'
 import {
-  type MapCanvas, type MapGrid, type MapOrder, type MapView, clampMapView, fitWhole, layoutMap, panMap, zoomMap,
+  BLOCK_GRANULES, type MapCanvas, type MapGrid, type MapOrder, type MapView, clampMapView, fitWhole, layoutMap, panMap, zoomMap,
 } from '../heatmap/map2d/layout.js'
 import type { CellSource } from '../heatmap/map2d/resample.js'
 import { latestWins } from './latest.js'
@@ -82,6 +82,9 @@ export function keepMapSettings(s: MapState): Partial<MapState> {
   return { mapCanvas: s.mapCanvas, mapOrder: s.mapOrder, mapArrange: s.mapArrange }
 }
 
+/** Most index-block cells asked for before the map's own cells (see want). */
+const COARSE_MAX = 1 << 20
+
 /** Shortest time between two preview requests of a running scan. */
 const PREVIEW_EVERY_MS = 200
 
@@ -149,7 +152,17 @@ export function createMapSlice(ctx: {
     if (scan === 'scanning') return client.heatmapPreview ? { key: `b${index}`, kind: 'preview', index, ...at } : null
     if (scan !== 'done') return null
     if (slot === 'primary' && s.heatMode === 'allocation') return { key: `o${index}`, kind: 'overlay', index, ...at }
-    return { key: `b${index}`, kind: 'heat', index, ...at }
+    const key = `b${index}`
+    const gran = s.image.summary.bitmaps.find((b) => b.index === index)!.granularity
+    const block = gran * BLOCK_GRANULES
+    if (g.cellBytes < block && s.mapCells[slot]?.key !== key) {
+      // Nothing of this bitmap on the pane yet: first one cell per index block (no bitmap read,
+      // the whole map at once), then the cells of the grid, which read the bitmap's bits.
+      const start = Math.floor(g.start / block) * block
+      const count = Math.ceil((g.start + g.count * g.cellBytes - start) / block)
+      if (count <= COARSE_MAX) return { key, kind: 'heat', index, start, cellBytes: block, count }
+    }
+    return { key, kind: 'heat', index, ...at }
   }
 
   function satisfied(w: Want, have: MapCells | null): boolean {

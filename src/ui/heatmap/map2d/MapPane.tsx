@@ -31,11 +31,19 @@ export const MapPane = memo(function MapPane({ slot, tag, name, stale, cssWidth,
     const canvas = canvasRef.current
     if (!canvas) return
     const painter = createPanePainter(canvas, slot, theme, canvasColors(theme), stale)
+    // The first change of a task paints at once (before React renders anything); later changes
+    // in the same task paint once more, at its end.
+    let painted = false
     let queued = false
     const paintSoon = (): void => {
+      if (!painted) {
+        painted = true
+        painter.paint(storeApi.getState())
+        queueMicrotask(() => { painted = false })
+        return
+      }
       if (queued) return
       queued = true
-      // Once per task, however many store updates it made; still before the next frame.
       queueMicrotask(() => { queued = false; painter.paint(storeApi.getState()) })
     }
     paintSoon()

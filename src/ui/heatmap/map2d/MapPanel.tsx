@@ -18,6 +18,7 @@ import { DirtyLegend, OverlayLegend } from '../Legend.js'
 import { CellTooltip, type CellTip } from '../Tooltip.js'
 import { type MapGrid, gridRange, mapCellRange, rowSpanBytes } from './layout.js'
 import { MapPane } from './MapPane.js'
+import { resetMapTiming } from './painter.js'
 import { sameCells } from './resample.js'
 import { useMapGestures } from './useMapGestures.js'
 
@@ -55,6 +56,9 @@ export function MapPanel(): ReactNode {
   const paneW = panes.length === 2 && arrange === 'side' ? Math.floor((size.width - GAP_PX) / 2) : size.width
   const paneH = panes.length === 2 && arrange === 'stack' ? Math.floor((size.height - 2 * LABEL_PX - GAP_PX) / 2) : size.height - LABEL_PX
 
+  // A new image: its first map is timed again (painter.ts).
+  useEffect(() => { resetMapTiming() }, [s.image])
+
   useEffect(() => {
     if (paneW <= 0 || paneH <= 0) return
     const dpr = devicePixelRatioNow()
@@ -66,10 +70,10 @@ export function MapPanel(): ReactNode {
     const out: Partial<Record<MapSlot, string>> = {}
     for (const slot of panes) {
       const b = slot === 'primary' ? primary : second
-      if (b) out[slot] = paneLabel(paneName(slot, b.name, slot === 'primary' && algebraShown ? s.algebra : null), grid, s.mapCells[slot], s.stats[b.index]?.scan.status)
+      if (b) out[slot] = paneLabel(paneName(slot, b.name, slot === 'primary' && algebraShown ? s.algebra : null), s.mapCanvas !== null, s.mapCells[slot], s.stats[b.index]?.scan.status)
     }
     return out
-  }, [grid, s.mapCells, s.stats, primary, second, algebraShown, s.algebra]) // eslint-disable-line react-hooks/exhaustive-deps
+  }, [s.mapCanvas !== null, s.mapCells, s.stats, primary, second, algebraShown, s.algebra]) // eslint-disable-line react-hooks/exhaustive-deps
 
   const onExport = useCallback(() => {
     const el = areaRef.current
@@ -244,8 +248,8 @@ function overlayTotals(c: MapCells, count: number): Record<OverlayKind, number> 
   return { dirtyData: sum(dd), dirtyZero: sum(dz), dirtyUnallocated: sum(du), cleanData: sum(cd) }
 }
 
-function paneLabel(name: string, g: MapGrid | null, cells: MapCells | null, scan: string | undefined): string {
-  if (!g) return `Disk map of ${name}: waiting for its size.`
+function paneLabel(name: string, sized: boolean, cells: MapCells | null, scan: string | undefined): string {
+  if (!sized) return `Disk map of ${name}: waiting for its size.`
   if (!cells) return `Disk map of ${name}: ${scan === 'scanning' ? 'reading its data' : 'no data yet'}.`
   if (cells.preview) return `Disk map of ${name}: reading its data, the map fills in as it is read.`
   let dirty = 0

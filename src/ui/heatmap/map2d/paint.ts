@@ -58,7 +58,11 @@ function fillCell(px: Uint32Array, width: number, origin: number, s: number, col
 function paintCells(px: Uint32Array, width: number, g: MapGrid, origins: Uint32Array, pal: MapPalette, colorOf: (i: number) => number): void {
   px.fill(pal.panel)
   const s = g.cellPx
-  const withGap = s >= GAP_FROM_PX && g.cellBytes > 0
+  if (s === 1) {
+    for (let i = 0; i < g.count; i++) px[origins[i]!] = colorOf(i)
+    return
+  }
+  const withGap = s >= GAP_FROM_PX
   for (let i = 0; i < g.count; i++) fillCell(px, width, origins[i]!, s, colorOf(i), pal.panel, withGap)
 }
 

@@ -24,48 +24,70 @@ export function sameCells(g: Pick<MapGrid, 'start' | 'cellBytes' | 'count'>, src
  * the cell's bytes (both clipped to the disk). A cell the source covers for less than half of
  * its bytes (or whose source counts are NaN) gets NaN: nothing to show yet.
  */
-export function cellShares(g: MapGrid, src: CellSource, arrays: readonly Float64Array[]): Float32Array[] {
+export function cellShares(g: MapGrid, src: CellSource, arrays: readonly Float64Array[], scratch?: Float32Array[]): Float32Array[] {
+  return arrays.map((a, k) => {
+    const buf = scratch?.[k]
+    return shareOf(g, src, a, buf && buf.length >= g.count ? buf.subarray(0, g.count) : new Float32Array(g.count))
+  })
+}
+
+/** cellShares for one array (a tight loop: this runs on every repaint of 270,000 cells). */
+function shareOf(g: MapGrid, src: CellSource, counts: Float64Array, out: Float32Array): Float32Array {
   const n = g.count
-  const out = arrays.map(() => new Float32Array(n))
   const disk = g.diskLength
   const cb = g.cellBytes
+  const gs = g.start
   const ss = src.start
   const scb = src.cellBytes
-  if (sameCells(g, src) || (scb === cb && (g.start - ss) % cb === 0)) {
-    const shift = (g.start - ss) / cb
-    for (let i = 0; i < n; i++) {
-      const j = i + shift
-      const a = g.start + i * cb
-      const len = Math.min(disk, a + cb) - a
-      for (let k = 0; k < arrays.length; k++) {
-        const v = j >= 0 && j < src.count ? arrays[k]![j]! : NaN
-        out[k]![i] = len > 0 ? v / len : NaN
-      }
+  const sn = src.count
+  if (scb === cb && (gs - ss) % cb === 0) {
+    // The same cells, perhaps shifted by whole cells (a pan).
+    const shift = (gs - ss) / cb
+    const lo = Math.max(0, -shift)
+    const hi = Math.min(n, sn - shift)
+    out.fill(NaN)
+    for (let i = lo; i < hi; i++) out[i] = counts[i + shift]! / cb
+    const last = n - 1
+    if (last >= lo && last < hi) {
+      const a = gs + last * cb
+      out[last] = counts[last + shift]! / (Math.min(disk, a + cb) - a)
     }
     return out
   }
-  const sums = new Float64Array(arrays.length)
+  if (scb > cb) {
+    // Zoomed in: each new cell lies in one or two old ones; take the one holding its first byte.
+    let j = Math.floor((gs - ss) / scb)
+    let sa = ss + j * scb
+    let share = j >= 0 && j < sn ? counts[j]! / (Math.min(disk, sa + scb) - sa) : NaN
+    for (let i = 0, a = gs; i < n; i++, a += cb) {
+      if (a >= sa + scb) {
+        j = Math.floor((a - ss) / scb)
+        sa = ss + j * scb
+        share = j >= 0 && j < sn ? counts[j]! / (Math.min(disk, sa + scb) - sa) : NaN
+      }
+      out[i] = share
+    }
+    return out
+  }
+  // Zoomed out: sum the old cells under each new one.
   for (let i = 0; i < n; i++) {
-    const a = g.start + i * cb
+    const a = gs + i * cb
     const b = Math.min(disk, a + cb)
-    const len = b - a
     let covered = 0
-    sums.fill(0)
+    let sum = 0
     const j0 = Math.max(0, Math.floor((a - ss) / scb))
-    const j1 = Math.min(src.count - 1, Math.floor((b - 1 - ss) / scb))
+    const j1 = Math.min(sn - 1, Math.floor((b - 1 - ss) / scb))
     for (let j = j0; j <= j1; j++) {
+      const c = counts[j]!
+      if (c !== c) continue // NaN: not counted yet
       const sa = ss + j * scb
       const sb = Math.min(disk, sa + scb)
       const overlap = Math.min(b, sb) - Math.max(a, sa)
-      if (overlap <= 0 || sb <= sa) continue
-      let known = true
-      for (let k = 0; k < arrays.length; k++) if (Number.isNaN(arrays[k]![j]!)) known = false
-      if (!known) continue
+      if (overlap <= 0) continue
       covered += overlap
-      const f = overlap / (sb - sa)
-      for (let k = 0; k < arrays.length; k++) sums[k]! += arrays[k]![j]! * f
+      sum += c * (overlap / (sb - sa))
     }
-    for (let k = 0; k < arrays.length; k++) out[k]![i] = len > 0 && covered * 2 >= len ? sums[k]! / covered : NaN
+    out[i] = covered * 2 >= b - a && b > a ? sum / covered : NaN
   }
   return out
 }
