@@ -22,7 +22,8 @@ export interface OverlayData extends OverlayResult {
 
 export type EstimateState =
   | { status: 'running' }
-  | { status: 'done'; estimate: Estimate }
+  /** `fullBytes`: for an in-use bitmap, the disk's allocated data (what the next, full, backup copies) */
+  | { status: 'done'; estimate: Estimate; fullBytes?: number }
   | { status: 'error'; error: ErrorInfo }
 
 /** Cells of an algebra result over the view (same shape as HeatData without a bitmap). */
@@ -226,7 +227,15 @@ export function createAnalysis(ctx: AnalysisCtx): {
     const job = ctx.startJob(`Estimating the incremental backup of '${b.name}'`)
     try {
       const estimate = await client.estimate(index, job.signal)
-      if (gen === ctx.generation()) set({ estimates: { ...get().estimates, [index]: { status: 'done', estimate } } })
+      // A backup tool cannot use an in-use bitmap: the next backup is full. Its size is the
+      // disk's allocated data: the data bytes of one overlay cell over the whole disk.
+      let full: { fullBytes: number } | Record<string, never> = {}
+      const disk = get().image?.summary.diskLength ?? 0
+      if (b.status === 'in-use' && disk > 0) {
+        const o = await client.overlay(index, 0, disk, 1, job.signal)
+        full = { fullBytes: (o.dirtyData[0] ?? 0) + (o.cleanData[0] ?? 0) }
+      }
+      if (gen === ctx.generation()) set({ estimates: { ...get().estimates, [index]: { status: 'done', estimate, ...full } } })
     } catch (e) {
       if (gen !== ctx.generation()) return
       if (ctx.isAbort(e)) {
