@@ -22,7 +22,8 @@ export const EXTENT_PAGE = 256
 /** Extent pages kept in memory before the oldest are dropped. */
 const MAX_PAGES = 400
 
-export type HowOpened = 'drop' | 'picker' | 'input' | 'demo' | 'recent'
+/** How an image came in ('launch': the operating system opened it with the installed app). */
+export type HowOpened = 'drop' | 'picker' | 'input' | 'demo' | 'recent' | 'launch'
 
 export interface OpenImage {
   name: string
