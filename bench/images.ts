@@ -52,7 +52,7 @@ export async function buildImages(dir: string): Promise<Images> {
 
   t = performance.now()
   create(img.B, '2T', BITMAP.B)
-  // 524,288 dirty granules, every other one: write -z dirties without storing data (spec §10).
+  // 524,288 dirty granules, every other one: write -z dirties without storing data (docs/format.md §10).
   const cmds: string[] = []
   for (let k = 0; k < 524288; k++) cmds.push(`write -q -z ${2 * k * 65536} 65536`)
   qemuIo(img.B, cmds)

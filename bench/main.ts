@@ -98,7 +98,7 @@ function qbmDataBytes(img: string): number {
 }
 
 function killWriter(img: string): void {
-  // A writer killed without closing leaves every consistent bitmap with in_use set (spec §10).
+  // A writer killed without closing leaves every consistent bitmap with in_use set (docs/format.md §10).
   run('qemu-io', ['-f', 'qcow2', '-c', 'write 0 1M', '-c', 'sigraise 9', img], { okCodes: [137, -1, 1, 0] })
   const info = JSON.parse(run('qemu-img', ['info', '--output=json', img]).stdout) as { 'format-specific': { data: { bitmaps: Array<{ name: string; flags: string[] }> } } }
   const b = info['format-specific'].data.bitmaps.find((x) => x.name === BITMAP.C)

@@ -1,6 +1,6 @@
 /**
  * Bench-only writer: fills one freshly added (empty) bitmap with generated data through qbm's
- * own engine, the way an edit would (spec §5.5 allocator, §6.3 order): data clusters first in
+ * own engine, the way an edit would (docs/format.md §5.5 allocator, §6.3 order): data clusters first in
  * big coalesced writes (generated chunk by chunk, never the whole bitmap in memory), then the
  * new table, directory and refcount blocks, flush, the new cluster 0, flush, the frees.
  *
@@ -27,7 +27,7 @@ export interface FillResult {
 
 /**
  * Give bitmap `name` of the image at `path` data clusters for every table entry, the bytes
- * coming from `fill(byteOffsetInBitmap, buf)`. Bits past nbits are zeroed (spec §4.5).
+ * coming from `fill(byteOffsetInBitmap, buf)`. Bits past nbits are zeroed (docs/format.md §4.5).
  */
 export async function fillBitmap(path: string, name: string, fill: (bitmapByteOffset: number, buf: Uint8Array) => void): Promise<FillResult> {
   const dev = NodeFileDevice.open(path, 'rw')

@@ -8,41 +8,16 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path'
 import { BASE_URL, CHROMIUM, CHROMIUM_ARGS, PORT } from './browser.js'
 import { KiB, MiB, makeImage, nbdDirty, qemuBitmaps, realDrop, requireTool, screenshot, sh, tempDir, waitForScans } from './helpers.js'
+import { inUseImage, judgeWrite, qemuCheck, select, stageAndWrite } from './edit-steps.js'
 
 let dir: ReturnType<typeof tempDir>
 
 test.beforeAll(() => { dir = tempDir('qbm-e2e-edit-') })
 test.afterAll(() => dir?.cleanup())
 
-/** A 64 MiB image whose writer was killed: bitmaps 'stale' and 'old' are left in use. */
-function inUseImage(name: string): string {
-  requireTool('qemu-io')
-  const p = makeImage(dir.path, name, {
-    size: '64M', bitmaps: [{ name: 'stale' }, { name: 'old' }], writes: [[0, 64 * KiB], [8 * MiB, 1 * MiB]],
-  })
-  // (through sh, so the calling shell does not report the kill on stderr)
-  sh(`sh -c "qemu-io -f qcow2 -c 'write -P 0x92 1M 64k' -c flush -c 'sigraise 9' ${p}" >/dev/null 2>&1 || true`)
-  expect(qemuBitmaps(p).map((b) => b.flags)).toEqual([['in-use', 'auto'], ['in-use', 'auto']])
-  return p
-}
-
-function qemuCheck(p: string): { code: number; out: string } {
-  try {
-    return { code: 0, out: sh(`qemu-img check ${p} 2>&1`) }
-  } catch (e) {
-    const x = e as { status?: number; stdout?: string }
-    return { code: x.status ?? -1, out: x.stdout ?? '' }
-  }
-}
-
-/** Select a bitmap by its row. */
-async function select(page: Page, name: string): Promise<void> {
-  await page.getByRole('radio', { name: `Show bitmap ${name}` }).check()
-}
-
 test('stage add, remove and clear in_use on a crashed writer\'s image, review, and write to the real file', async () => {
   test.setTimeout(180_000)
-  const image = inUseImage('crashed.qcow2')
+  const image = inUseImage(dir.path, 'crashed.qcow2')
   const before = join(dir.path, 'crashed-before.qcow2')
   copyFileSync(image, before)
 
@@ -61,38 +36,7 @@ test('stage add, remove and clear in_use on a crashed writer\'s image, review, a
     await page.goto('./')
     await realDrop(page, image)
     await expect(page.getByTestId('current-file')).toContainText('writable')
-    await waitForScans(page, 2)
-    await expect(page.locator('tr[data-bitmap="stale"]')).toContainText('in use')
-
-    const changes = page.getByRole('region', { name: 'Changes' })
-    await select(page, 'stale')
-    await changes.getByRole('button', { name: 'Clear in_use…' }).click()
-    await changes.getByRole('radio', { name: /Mark all dirty/ }).check()
-    await changes.getByRole('button', { name: 'Stage clear in_use' }).click()
-    await select(page, 'old')
-    await changes.getByRole('button', { name: 'Remove…' }).click()
-    await changes.getByRole('button', { name: 'Stage removal' }).click()
-    await changes.getByRole('button', { name: 'Add bitmap…' }).click()
-    await changes.getByLabel('New bitmap name').fill('fresh')
-    await changes.getByRole('button', { name: 'Stage add' }).click()
-    await expect(changes.getByRole('list', { name: 'Pending changes' }).getByRole('listitem')).toHaveCount(3)
-
-    await changes.getByRole('button', { name: 'Review and save…' }).click()
-    const dialog = page.getByRole('dialog', { name: /Review changes/ })
-    // In-use bitmaps: the planner wants to hear that no VM has the image open.
-    await expect(dialog.getByRole('alert')).toContainText('in use')
-    await dialog.getByRole('checkbox', { name: /No VM or other program has this image open/ }).check()
-    await dialog.getByRole('button', { name: 'Plan again' }).click()
-    await expect(dialog.getByRole('table')).toContainText('fresh')
-    await expect(dialog.locator('.plan-summary li')).toHaveCount(3)
-    await screenshot(page, 'review-dialog')
-    await dialog.getByRole('button', { name: 'Write to file' }).click()
-    await expect(page.getByRole('status').filter({ hasText: /^Wrote 3 changes to crashed\.qcow2/ })).toBeVisible({ timeout: 60_000 })
-    await expect(dialog).toHaveCount(0)
-    // The page shows the file's new state.
-    await waitForScans(page, 2)
-    await expect(page.locator('tbody tr:has(td[data-col="dirty-exact"])')).toHaveCount(2)
-    await expect(page.locator('tr[data-bitmap="stale"]')).not.toContainText('in use')
+    await stageAndWrite(page, 'crashed.qcow2')
     await screenshot(page, 'after-write')
     await ctx.close()
   } catch (e) {
@@ -100,18 +44,8 @@ test('stage add, remove and clear in_use on a crashed writer\'s image, review, a
     throw e
   }
 
-  // QEMU's verdict on the file on disk.
-  const check = qemuCheck(image)
-  expect(check.out).toContain('No errors were found')
-  expect(check.code).toBe(0)
-  expect(qemuBitmaps(image)).toEqual([
-    { name: 'stale', granularity: 65536, flags: ['auto'] },
-    { name: 'fresh', granularity: 65536, flags: ['auto'] },
-  ])
-  expect(nbdDirty(image, 'stale')).toEqual([{ offset: 0, length: 64 * MiB }]) // all dirty
-  expect(nbdDirty(image, 'fresh')).toEqual([])
-  // Guest data untouched, and no swap file left behind.
-  sh(`qemu-img compare -f qcow2 -F qcow2 ${before} ${image}`)
+  // QEMU's verdict on the file on disk, and no swap file left behind.
+  judgeWrite(image, before)
   expect(readdirSync(dir.path).filter((f) => f.endsWith('.crswap'))).toEqual([])
 })
 

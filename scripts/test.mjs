@@ -18,8 +18,9 @@ const steps = [
   ['type check', 'npx', ['tsc', '-p', 'tsconfig.json']],
   ['type check (engine: no DOM, no Node)', 'npx', ['tsc', '-p', 'tsconfig.engine.json']],
   ['build CLI', 'node', ['scripts/build-cli.mjs']],
-  ['unit + interop tests (Vitest)', 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${vitestJson}`]],
+  // before Vitest: the qbm serve tests serve the built app
   ['build app', 'npx', ['vite', 'build', '--logLevel', 'warn']],
+  ['unit + interop tests (Vitest)', 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${vitestJson}`]],
   ['browser tests (Playwright)', 'npx', ['playwright', 'test', '-c', 'e2e/playwright.config.ts', '--reporter=list,json']],
 ]
 let failed = 0

@@ -1,11 +1,43 @@
 /**
  * Big-endian reading and writing over a buffer that knows its absolute offset in the image,
- * so every decode error can say where it happened.
+ * so every decode error can say where it happened; and the engine's one rule for 64-bit
+ * offsets (docs/format.md §0.3):
+ *
+ * Every byte offset and size in the engine is a `number`. A 64-bit field is read as a bigint (or
+ * as two 32-bit words in hot loops) and turned into a number here, at the decode boundary:
+ * - up to 2^53 it is exact;
+ * - above 2^53, where QEMU refuses the value, the decoder throws a FormatError (`Cursor.u64n`);
+ * - above 2^53, where QEMU accepts it (it can only lie past the end of the file, where QEMU's
+ *   reads return zeros), it becomes `FAR`, an offset past the end of any file, and every consumer
+ *   treats it as any other offset past the end. A message that prints such a value prints the
+ *   raw field, which its record keeps.
+ * Masked table-entry offsets (bits 9-55 of L1, L2 and bitmap table entries) are the exception
+ * that needs no rule: a multiple of 512 below 2^56 is exact as a number (qcow2/mapping.ts).
  */
 import { FormatError } from './errors.js'
 
+/** 2^53 - 1 as a bigint: the largest offset a number holds exactly. */
 export const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
 
+/** An offset past the end of any file: what a 64-bit offset above 2^53 that QEMU accepts decodes to. */
+export const FAR = 2 ** 53
+
+/** The one conversion of a 64-bit offset QEMU accepts at any size: exact up to 2^53, else FAR. */
+export function offsetFrom(raw: bigint): number {
+  return raw <= MAX_SAFE ? Number(raw) : FAR
+}
+
+/** offsetFrom for a value given as its big-endian words hi:lo. */
+export function offsetFromWords(hi: number, lo: number): number {
+  return (hi >>> 0) < 0x200000 ? (hi >>> 0) * 2 ** 32 + (lo >>> 0) : FAR
+}
+
+/** The u64 hi:lo, for messages. */
+export function u64Of(hi: number, lo: number): bigint {
+  return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)
+}
+
+/** Reads big-endian fields of `buf`, which lies at absolute offset `base` of the image. */
 export class Cursor {
   private readonly view: DataView
   constructor(
@@ -16,10 +48,6 @@ export class Cursor {
     readonly structure: string,
   ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  }
-
-  get length(): number {
-    return this.buf.length
   }
 
   u8(pos: number): number {
@@ -34,18 +62,15 @@ export class Cursor {
   u64(pos: number): bigint {
     return this.view.getBigUint64(pos)
   }
-  /** A u64 field that must fit a JS number (below 2^53); otherwise a FormatError. */
+  /** A u64 field that QEMU refuses above 2^53 (or qbm cannot represent): otherwise a FormatError. */
   u64n(pos: number, field: string): number {
     const v = this.view.getBigUint64(pos)
     if (v > MAX_SAFE) throw this.error(pos, field, 'is too large to be an offset or size', v)
     return Number(v)
   }
-  bytes(pos: number, len: number): Uint8Array {
-    return this.buf.subarray(pos, pos + len)
-  }
-  /** Absolute offset of position `pos`. */
-  at(pos: number): number {
-    return this.base + pos
+  /** A u64 offset QEMU accepts at any size: exact, or FAR above 2^53 (see the file comment). */
+  offset(pos: number): number {
+    return offsetFrom(this.view.getBigUint64(pos))
   }
   error(pos: number, field: string, problem: string, value?: bigint | number | string): FormatError {
     return new FormatError(this.structure, field, this.base + pos, problem, value)
@@ -73,16 +98,4 @@ export class Writer {
   set(pos: number, bytes: Uint8Array): void {
     this.buf.set(bytes, pos)
   }
-}
-
-export function alignUp(n: number, a: number): number {
-  return Math.ceil(n / a) * a
-}
-
-export function ceilDiv(a: number, b: number): number {
-  return Math.ceil(a / b)
-}
-
-export function toHex(n: number | bigint): string {
-  return '0x' + n.toString(16)
 }

@@ -5,7 +5,7 @@
 import type { Bitmap, BitmapStatus, Image } from './image.js'
 import { BitmapReader } from './qcow2/bitmaps/data.js'
 import { bitmapSha256 } from './analysis/digest.js'
-import type { AbortSignalLike } from './errors.js'
+import type { AbortSignalLike, Finding } from './errors.js'
 import { throwIfAborted } from './errors.js'
 
 export interface BitmapSummary {
@@ -18,8 +18,11 @@ export interface BitmapSummary {
   type: number
   enabled: boolean
   status: BitmapStatus
+  /** why QEMU refuses it (display form) */
   problems: string[]
   warnings: string[]
+  /** the same problems and warnings with structure, field and offset (always set by describeImage) */
+  findings?: Finding[]
   tableOffset: number
   tableSize: number
   expectedTableSize: number
@@ -48,7 +51,10 @@ export interface ImageSummary {
   bitmapsExtension?: { nbBitmaps: number; directoryOffset: number; directorySize: number; trusted: boolean }
   bitmapsError?: { message: string; structure: string; field: string; offset: number }
   warnings: string[]
+  /** why QEMU's normal open refuses the image (display form) */
   qemuRefuses: string[]
+  /** image-level refusals and warnings with structure, field and offset (always set by describeImage) */
+  findings?: Finding[]
   bitmaps: BitmapSummary[]
 }
 
@@ -78,7 +84,7 @@ export function readerFor(img: Image, b: Bitmap, readers?: Map<number, BitmapRea
 
 /** Whether the data of this bitmap can be read at all. */
 export function readable(b: Bitmap): boolean {
-  // QEMU's limit (2^32 bits, spec §3.3) also bounds the reader's memory.
+  // QEMU's limit (2^32 bits, docs/format.md §3.3) also bounds the reader's memory.
   return b.table.length > 0 && b.granularityBits >= 9 && b.granularityBits <= 63 && b.nbits > 0 && b.nbits <= 2 ** 32
 }
 
@@ -112,6 +118,7 @@ export async function describeImage(img: Image, opts: DescribeOptions = {}): Pro
       status: b.status,
       problems: b.problems,
       warnings: b.warnings,
+      findings: b.findings,
       tableOffset: b.tableOffset,
       tableSize: b.tableSize,
       expectedTableSize: b.expectedTableSize,
@@ -139,6 +146,7 @@ export async function describeImage(img: Image, opts: DescribeOptions = {}): Pro
     ...(img.bitmapsError ? { bitmapsError: { message: img.bitmapsError.message, structure: img.bitmapsError.structure, field: img.bitmapsError.field, offset: img.bitmapsError.offset } } : {}),
     warnings: img.warnings,
     qemuRefuses: img.qemuRefuses,
+    findings: img.findings,
     bitmaps,
   }
 }

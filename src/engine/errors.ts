@@ -31,6 +31,43 @@ export class FormatError extends Error {
   }
 }
 
+/**
+ * Something the reader found in the image, with where it is when that is known. A `refusal` is
+ * a reason QEMU's open fails; a `warning` is something QEMU accepts that qbm points out (a
+ * stricter finding, or a state worth knowing). `message` is the display form.
+ */
+export interface Finding {
+  readonly severity: 'refusal' | 'warning'
+  readonly message: string
+  /** what holds the field, e.g. "bitmap directory entry 2 'b0'" */
+  readonly structure?: string
+  /** the spec's name of the field */
+  readonly field?: string
+  /** absolute byte offset of the field in the image */
+  readonly offset?: number
+  readonly value?: string
+  /** refusals: QEMU's own words for it, when QEMU has a message of its own (what qemu-img prints) */
+  readonly qemu?: string
+  /** refusals: whether the bitmap metadata is to blame (a repair that drops the bitmaps removes it) */
+  readonly cause?: 'container' | 'bitmaps'
+  /** refusals: only QEMU's normal open refuses it, not its check open (docs/format.md §6.1) */
+  readonly normalOnly?: boolean
+}
+
+/** A finding from a FormatError, keeping its structure, field, offset and value. */
+export function findingFrom(e: FormatError, severity: Finding['severity'], extra: Pick<Finding, 'cause' | 'normalOnly' | 'qemu'> = {}): Finding {
+  return {
+    severity, message: e.message, structure: e.structure, field: e.field, offset: e.offset,
+    ...(e.value !== undefined ? { value: e.value.toString() } : {}),
+    ...extra,
+  }
+}
+
+/** A finding known only by its words (QEMU's own message, no single field to point at). */
+export function plainFinding(severity: Finding['severity'], message: string, extra: Pick<Finding, 'cause' | 'normalOnly' | 'offset' | 'field' | 'structure' | 'qemu'> = {}): Finding {
+  return { severity, message, ...extra }
+}
+
 /** A valid image that uses something qbm does not handle. */
 export class UnsupportedError extends Error {
   override readonly name = 'UnsupportedError'

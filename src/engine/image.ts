@@ -1,54 +1,39 @@
 /**
- * Opening an image: header, extensions, bitmaps extension, directory and every bitmap table
- * (spec §1-§4). Reads metadata only; bitmap data is read on demand by BitmapReader.
+ * Opening an image: the one reader (docs/format.md §6.1). The header, the extensions, the bitmaps
+ * extension, the directory and every bitmap table are decoded once, and the open decides what
+ * QEMU's qcow2_do_open and qcow2_load_dirty_bitmaps decide: whether QEMU's normal open (qemu-img
+ * info, qemu-nbd) and its check open (qemu-img check) refuse the image, and each bitmap's status.
+ * What qbm notices beyond QEMU's rules is kept as warnings. The views (describe.ts), the check
+ * (check/check.ts) and the edit gate (edits/verify.ts) all work from this one Image.
+ *
+ * Metadata only: bitmap data is read on demand by BitmapReader.
  */
 import type { BlockDevice } from './device.js'
-import { FormatError, type AbortSignalLike, throwIfAborted } from './errors.js'
-import {
-  Autoclear, BME_MAX_PHYS_SIZE, ExtensionType, Incompatible, KNOWN_INCOMPATIBLE, hasBit,
-} from './qcow2/constants.js'
+import { type AbortSignalLike, type Finding, type FormatError, plainFinding, throwIfAborted } from './errors.js'
+import { ExtensionType, HeaderField, Incompatible, MAX_CLUSTER_BITS, hasBit } from './qcow2/constants.js'
 import { type Header, decodeHeader, headerFeatureNames } from './qcow2/header.js'
-import {
-  type HeaderExtension, decodeExtensions, decodeFeatureNameTable, extensionString, findExtension, duplicateExtensionTypes,
-} from './qcow2/extensions.js'
-import { type BitmapsExtension, decodeBitmapsExtension } from './qcow2/bitmaps/extension.js'
-import { type DirEntry, decodeDirectory, dirEntryStructure, isAuto, isInUse } from './qcow2/bitmaps/directory.js'
-import { bitmapBits, expectedTableSize } from './qcow2/bitmaps/constraints.js'
-import { type TableProblem, readTable, tableProblemError } from './qcow2/bitmaps/table.js'
-import { displayName, nameKeyOf } from './names.js'
+import { type HeaderExtension, decodeExtensions, duplicateExtensionTypes, extensionString, findExtension } from './qcow2/extensions.js'
+import type { BitmapsExtension } from './qcow2/bitmaps/extension.js'
+import { type Bitmap, type LoadedDirectory, loadBitmaps } from './qcow2/bitmaps/load.js'
+import { type CryptoHeaderArea, openContainer } from './qcow2/open.js'
 
-/**
- * ok: QEMU loads it; in-use: stored data is stale (QEMU calls it inconsistent);
- * untrusted: autoclear bit 0 is clear or the image is v2, so QEMU ignores every bitmap;
- * invalid: QEMU refuses it (and with it the whole image).
- */
-export type BitmapStatus = 'ok' | 'in-use' | 'untrusted' | 'invalid'
+export type { Bitmap, BitmapStatus, LoadedDirectory } from './qcow2/bitmaps/load.js'
+export type { CryptoHeaderArea } from './qcow2/open.js'
 
-export interface Bitmap {
-  readonly index: number
-  /** display name: UTF-8 with invalid bytes escaped as \xNN */
-  readonly name: string
-  readonly nameBytes: Uint8Array
-  readonly entry: DirEntry
-  readonly tableOffset: number
-  readonly tableSize: number
-  readonly expectedTableSize: number
-  readonly flags: number
-  readonly inUse: boolean
-  readonly auto: boolean
-  readonly type: number
-  readonly granularityBits: number
-  readonly granularity: number
-  /** bits over the disk length */
-  readonly nbits: number
-  readonly status: BitmapStatus
-  /** why QEMU refuses it (status invalid), or other errors found in its structures */
-  readonly problems: string[]
-  readonly warnings: string[]
-  /** decoded table (0 zeroes, 1 ones, else data offset); empty when unreadable */
-  readonly table: Float64Array
+/** What QEMU's open decided and loaded, as the check needs it (docs/format.md §6.1). */
+export interface QemuOpen {
+  /** every reason QEMU refuses the image, in either open mode (`normalOnly`: the normal open only) */
+  readonly refusals: readonly Finding[]
+  /** the bitmap directory QEMU loads (trusted extension, nothing refused), for the refcount check */
+  readonly directory?: LoadedDirectory
+  readonly crypto?: CryptoHeaderArea
+  /** incompatible bit 4: 16-byte L2 entries */
+  readonly extendedL2: boolean
+  /** incompatible bit 2: guest data lives in another file */
+  readonly externalData: boolean
 }
 
+/** An opened image: its decoded metadata and QEMU's verdict on it. */
 export interface Image {
   readonly device: BlockDevice
   readonly fileSize: number
@@ -61,42 +46,54 @@ export interface Image {
   readonly backingFormat?: string
   readonly dataFile?: string
   readonly bitmapsExtension?: BitmapsExtension
-  /** the bitmaps extension or directory is broken: QEMU cannot open the image */
+  /** the bitmaps extension or directory is broken (the first problem found) */
   readonly bitmapsError?: FormatError
-  /** autoclear bit 0 set and extension present (QEMU trusts the bitmaps) */
+  /** autoclear bit 0 set on a v3 image and extension present (QEMU trusts the bitmaps) */
   readonly bitmapsTrusted: boolean
   readonly bitmaps: Bitmap[]
-  /** plain-word warnings about the image */
+  /** plain-word warnings about the image (display form of the warning findings) */
   readonly warnings: string[]
-  /** reasons QEMU would refuse to open the image at all */
+  /** why QEMU's normal open (qemu-img info, qemu-nbd) refuses the image (display form) */
   readonly qemuRefuses: string[]
+  /** image-level refusals and warnings with structure, field and offset (each bitmap has its own) */
+  readonly findings: Finding[]
+  /** QEMU's decisions, for the check */
+  readonly qemu: QemuOpen
 }
 
+/** Options of openImage. */
 export interface OpenOptions {
   signal?: AbortSignalLike
 }
 
-/** Open an image through its device. Throws FormatError only when the header itself is unusable. */
+/** Bytes read first: enough for any header and, at cluster sizes up to 4 KiB, all of cluster 0. */
+const FIRST_READ = 4096
+
+/**
+ * Open an image through its device. Throws FormatError only when the header itself is unusable
+ * (QEMU refuses such an image too); everything else is recorded as findings.
+ */
 export async function openImage(device: BlockDevice, opts: OpenOptions = {}): Promise<Image> {
   const fileSize = device.size
-  const first = await device.read(0, Math.min(fileSize, 4096))
+  const first = await device.read(0, Math.min(fileSize, FIRST_READ))
   // Cluster 0 holds the header and its extensions; header_length may exceed 4 KiB (QEMU allows
   // up to the cluster size), so read the whole cluster when cluster_bits says it is larger.
-  const clusterBits = first.length >= 24 ? new DataView(first.buffer, first.byteOffset).getUint32(20) : 0
-  const cluster0 = clusterBits > 12 && clusterBits <= 21 && fileSize > first.length
+  const clusterBits = first.length >= HeaderField.clusterBits + 4 ? new DataView(first.buffer, first.byteOffset).getUint32(HeaderField.clusterBits) : 0
+  const cluster0 = 2 ** clusterBits > FIRST_READ && clusterBits <= MAX_CLUSTER_BITS && fileSize > first.length
     ? await device.read(0, Math.min(fileSize, 2 ** clusterBits))
     : first
   const header = decodeHeader(cluster0, fileSize)
   const extensions = decodeExtensions(header, cluster0)
-  const warnings: string[] = []
-  const qemuRefuses: string[] = []
-  const features = headerFeatureNames(header)
+  const container = openContainer(header, extensions, cluster0)
+  const findings: Finding[] = [...container.refusals]
+  const warn = (message: string): void => { findings.push(plainFinding('warning', message)) }
 
-  const unknownIncompat = header.incompatibleFeatures & ~KNOWN_INCOMPATIBLE
-  if (unknownIncompat) qemuRefuses.push(`unknown incompatible feature bits 0x${unknownIncompat.toString(16)} (Unsupported qcow2 feature(s))`)
-  if (hasBit(header.incompatibleFeatures, Incompatible.dirty)) warnings.push('The dirty bit is set: refcounts may be stale (lazy refcounts); QEMU repairs them on its next read-write open. Editing is refused.')
-  if (hasBit(header.incompatibleFeatures, Incompatible.corrupt)) warnings.push('The corrupt bit is set: QEMU refuses to open this image read-write. Editing is refused.')
-  if (header.cryptMethod !== 0) warnings.push(`The image is encrypted (crypt_method ${header.cryptMethod}); bitmaps are not encrypted and can still be read.`)
+  if (hasBit(header.incompatibleFeatures, Incompatible.dirty)) warn('The dirty bit is set: refcounts may be stale (lazy refcounts); QEMU repairs them on its next read-write open. Editing is refused.')
+  if (hasBit(header.incompatibleFeatures, Incompatible.corrupt)) warn('The corrupt bit is set: QEMU refuses to open this image read-write. Editing is refused.')
+  if (header.cryptMethod !== 0) warn(`The image is encrypted (crypt_method ${header.cryptMethod}); bitmaps are not encrypted and can still be read.`)
+  for (const t of duplicateExtensionTypes(extensions)) {
+    warn(`Header extension 0x${t.toString(16)} appears more than once; QEMU uses the last one (so does qbm), and an edit writes it once.`)
+  }
 
   let backingFile: string | undefined
   if (header.backingFileOffset !== 0 && header.backingFileSize > 0) {
@@ -104,169 +101,43 @@ export async function openImage(device: BlockDevice, opts: OpenOptions = {}): Pr
   }
   const bf = findExtension(extensions, ExtensionType.backingFormat)
   const df = findExtension(extensions, ExtensionType.externalDataFile)
-  void decodeFeatureNameTable
 
-  let bitmapsExtension: BitmapsExtension | undefined
-  let bitmapsError: FormatError | undefined
-  for (const t of duplicateExtensionTypes(extensions)) {
-    warnings.push(`Header extension 0x${t.toString(16)} appears more than once; QEMU uses the last one (so does qbm), and an edit writes it once.`)
-  }
-  const ext = findExtension(extensions, ExtensionType.bitmaps)
-  if (ext && autoclearBitOf(header)) {
-    // QEMU validates every bitmaps record it reads, not only the one it keeps.
-    for (const e of extensions) {
-      if (e.type !== ExtensionType.bitmaps || e === ext) continue
-      try { decodeBitmapsExtension(e, header.clusterSize) } catch (err) {
-        if (!(err instanceof FormatError)) throw err
-        qemuRefuses.push(err.message)
-      }
-    }
-  }
-  const autoclearBit = autoclearBitOf(header)
-  let bitmapsTrusted = false
-  let bitmaps: Bitmap[] = []
-  if (ext) {
-    try {
-      bitmapsExtension = decodeBitmapsExtension(ext, header.clusterSize)
-    } catch (e) {
-      if (!(e instanceof FormatError)) throw e
-      bitmapsError = e
-    }
-    bitmapsTrusted = autoclearBit
-    if (!autoclearBit) {
-      warnings.push(header.version === 2
-        ? 'This v2 image contains bitmaps, but v2 has no autoclear bits: QEMU considers them all inconsistent and drops them on its next read-write open.'
-        : 'Autoclear bit 0 (bitmaps) is clear: a program lacking bitmap support modified this file, so QEMU considers every bitmap inconsistent and ignores them; their clusters show as leaks.')
-    }
-    if (bitmapsError && !autoclearBit && bitmapsError.field !== 'length') {
-      // QEMU checks only the length before looking at autoclear bit 0 (spec §2.1).
-      warnings.push(`The ignored bitmaps extension is also invalid: ${bitmapsError.message}`)
-    } else if (bitmapsError) {
-      qemuRefuses.push(bitmapsError.message)
-    }
-  } else if (autoclearBit) {
-    warnings.push('Autoclear bit 0 (bitmaps) is set but there is no bitmaps extension: QEMU opens the image, but its first write marks it corrupt. Repair: clear the bit.')
-  }
-
-  if (bitmapsExtension) {
-    throwIfAborted(opts.signal)
-    const { bitmapDirectoryOffset: dOff, bitmapDirectorySize: dSize } = bitmapsExtension
-    if (dOff + dSize > fileSize) {
-      bitmapsError = new FormatError('bitmaps extension', 'bitmap_directory_offset', bitmapsExtension.offset + 16, `puts the directory (${dSize} bytes) past the end of the file (0x${fileSize.toString(16)})`, dOff)
-      if (bitmapsTrusted) qemuRefuses.push(bitmapsError.message)
-    } else {
-      const dirBuf = await device.read(dOff, dSize)
-      const dir = decodeDirectory(dirBuf, dOff, bitmapsExtension.nbBitmaps, header.clusterSize, header.diskLength, bitmapsExtension.offset)
-      if (dir.error) {
-        bitmapsError = dir.error
-        if (bitmapsTrusted) qemuRefuses.push(dir.error.message)
-      }
-      bitmaps = await loadBitmaps(device, header, dir.entries, bitmapsTrusted, opts)
-      for (const b of bitmaps) {
-        if (b.status === 'invalid' && bitmapsTrusted) qemuRefuses.push(`bitmap '${b.name}': ${b.problems[0]}`)
-      }
-    }
-  }
-  const inUse = bitmaps.filter((b) => b.status === 'in-use').length
+  throwIfAborted(opts.signal)
+  const loaded = await loadBitmaps(device, header, extensions, opts.signal)
+  findings.push(...loaded.findings)
+  const inUse = loaded.bitmaps.filter((b) => b.status === 'in-use').length
   if (inUse > 0) {
-    warnings.push(`${inUse} bitmap${inUse > 1 ? 's are' : ' is'} in use: the image is open in a running VM, or its writer crashed. QEMU cannot use ${inUse > 1 ? 'them' : 'it'}; the stored data is stale.`)
+    warn(`${inUse} bitmap${inUse > 1 ? 's are' : ' is'} in use: the image is open in a running VM, or its writer crashed. QEMU cannot use ${inUse > 1 ? 'them' : 'it'}; the stored data is stale.`)
   }
   return {
-    device, fileSize, header, cluster0, extensions, features,
+    device, fileSize, header, cluster0, extensions,
+    features: headerFeatureNames(header),
     ...(backingFile !== undefined ? { backingFile } : {}),
     ...(bf ? { backingFormat: extensionString(bf) } : {}),
     ...(df ? { dataFile: extensionString(df) } : {}),
-    ...(bitmapsExtension ? { bitmapsExtension } : {}),
-    ...(bitmapsError ? { bitmapsError } : {}),
-    bitmapsTrusted, bitmaps, warnings, qemuRefuses,
+    ...(loaded.extension ? { bitmapsExtension: loaded.extension } : {}),
+    ...(loaded.error ? { bitmapsError: loaded.error } : {}),
+    bitmapsTrusted: loaded.trusted,
+    bitmaps: loaded.bitmaps,
+    warnings: findings.filter((f) => f.severity === 'warning').map((f) => f.message),
+    qemuRefuses: findings.filter((f) => f.severity === 'refusal').map((f) => f.message),
+    findings,
+    qemu: {
+      refusals: findings.filter((f) => f.severity === 'refusal'),
+      ...(loaded.directory ? { directory: loaded.directory } : {}),
+      ...(container.crypto ? { crypto: container.crypto } : {}),
+      extendedL2: container.extendedL2,
+      externalData: container.externalData,
+    },
   }
 }
 
-async function loadBitmaps(
-  device: BlockDevice, header: Header, entries: DirEntry[], trusted: boolean, opts: OpenOptions,
-): Promise<Bitmap[]> {
-  const out: Bitmap[] = []
-  const seen = new Map<string, number>()
-  const cs = header.clusterSize
-  for (const e of entries) {
-    throwIfAborted(opts.signal)
-    const structure = `${dirEntryStructure(e.index)} '${displayName(e.nameBytes)}'`
-    const problems = e.violations.map((v) => new FormatError(structure, v.field, e.offset + v.pos, v.problem, v.value).message)
-    const warnings = [...e.warnings]
-    const inUse = isInUse(e.flags)
-    const gb = e.granularityBits
-    const nbits = gb <= 63 ? bitmapBits(header.diskLength, gb) : 0
-    const expected = gb <= 63 ? expectedTableSize(header.diskLength, gb, cs) : 0
-    if (gb < 9 || gb > 31) warnings.push(`granularity_bits ${gb} is outside QEMU's 9..31`)
-    const nameKey = nameKeyOf(e.nameBytes)
-    const dupeIndex = seen.get(nameKey)
-    const dupe = dupeIndex === undefined ? undefined : out[dupeIndex]
-    if (dupe) {
-      if (inUse) warnings.push(`name duplicates bitmap ${dupe.index}; QEMU skips this in-use copy`)
-      else problems.push(new FormatError(structure, 'name', e.offset + 24 + e.extraDataSize, `duplicates bitmap ${dupe.index} (Bitmap already exists)`, displayName(e.nameBytes)).message)
-    }
-    let table: Float64Array<ArrayBufferLike> = new Float64Array(0)
-    // Bound the table by the file and QEMU's data limit before reading it.
-    const tableBytes = e.tableSize * 8
-    const tableOk = e.tableOffset > 0 && e.tableOffset % cs === 0 && e.tableSize > 0
-    if (tableOk && e.tableOffset + tableBytes > device.size) {
-      problems.push(new FormatError(structure, 'bitmap_table_offset', e.offset, `puts the table (${tableBytes} bytes) past the end of the file`, e.tableOffset).message)
-    } else if (tableOk && e.tableSize * cs <= BME_MAX_PHYS_SIZE * 2) {
-      const t = await readTable(device, e.tableOffset, e.tableSize, cs)
-      table = t.entries
-      const tp: TableProblem | undefined = t.problems[0]
-      if (tp) {
-        const msg = `${tableProblemError(`bitmap table of '${displayName(e.nameBytes)}'`, tp).message}${t.problems.length > 1 ? ` (and ${t.problems.length - 1} more bad entries)` : ''}`
-        // QEMU validates the table only for bitmaps it loads (in_use clear).
-        if (inUse) warnings.push(msg)
-        else problems.push(msg)
-      }
-      const tw: TableProblem | undefined = t.warnings[0]
-      if (tw) {
-        warnings.push(`${tableProblemError(`bitmap table of '${displayName(e.nameBytes)}'`, tw).message}${t.warnings.length > 1 ? ` (and ${t.warnings.length - 1} more such entries)` : ''}`)
-      }
-    }
-    if (!inUse && e.violations.length === 0 && e.tableSize > expected) {
-      problems.push(new FormatError(structure, 'bitmap_table_size', e.offset + 8, `is larger than the ${expected} entries the disk needs (Could not read bitmap from image)`, e.tableSize).message)
-    }
-    if (inUse && e.tableSize !== expected) {
-      warnings.push(`table has ${e.tableSize} entries but the disk needs ${expected} (resized while in use): rebuild before clearing in_use`)
-    }
-    let status: BitmapStatus
-    if (problems.length > 0) status = 'invalid'
-    else if (!trusted) status = 'untrusted'
-    else if (inUse) status = 'in-use'
-    else status = 'ok'
-    if (dupe === undefined) seen.set(nameKey, out.length)
-    out.push({
-      index: e.index,
-      name: displayName(e.nameBytes),
-      nameBytes: e.nameBytes,
-      entry: e,
-      tableOffset: e.tableOffset,
-      tableSize: e.tableSize,
-      expectedTableSize: expected,
-      flags: e.flags,
-      inUse,
-      auto: isAuto(e.flags),
-      type: e.type,
-      granularityBits: gb,
-      granularity: 2 ** gb,
-      nbits,
-      status,
-      problems,
-      warnings,
-      table,
-    })
-  }
-  return out
+/** Refusals of QEMU's check open; with `ignoreBitmaps`, as if the bitmaps were dropped. */
+export function checkOpenRefusals(img: Image, ignoreBitmaps = false): Finding[] {
+  return img.qemu.refusals.filter((f) => !f.normalOnly && !(ignoreBitmaps && f.cause === 'bitmaps'))
 }
 
-/** The bitmap with this display name or exact bytes. */
+/** The bitmap with this display name (the first one, when a corrupt directory repeats it). */
 export function findBitmap(img: Image, name: string): Bitmap | undefined {
   return img.bitmaps.find((b) => b.name === name)
-}
-
-function autoclearBitOf(header: Header): boolean {
-  return header.version === 3 && hasBit(header.autoclearFeatures, Autoclear.bitmaps)
 }

@@ -1,4 +1,4 @@
-/** Bitmap names are bytes (spec §3.5): decode for display with invalid UTF-8 escaped. */
+/** Bitmap names are bytes (docs/format.md §3.5): decode for display with invalid UTF-8 escaped. */
 
 const strict = new TextDecoder('utf-8', { fatal: true })
 const enc = new TextEncoder()

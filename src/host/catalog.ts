@@ -12,7 +12,7 @@
  * - Ids are a hash of the realpath: stable across rescans and restarts, and no path.
  */
 import { createHash } from 'node:crypto'
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs'
 import { join, sep } from 'node:path'
 import { NodeFileDevice, blockDeviceSize } from '../io/node-file.js'
 
@@ -61,6 +61,15 @@ export function entryId(realPath: string): string {
   return createHash('sha256').update(realPath).digest('hex').slice(0, 16)
 }
 
+/** The path the kernel gives an open descriptor (Linux /proc/self/fd), or undefined elsewhere. */
+function openedPath(fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`)
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Read the first 4 bytes of `realPath` (no symlink followed) and return the opened file's
  * identity when it is a qcow2 image, or why not. Only regular files and block devices get here.
@@ -68,6 +77,10 @@ export function entryId(realPath: string): string {
 function probe(realPath: string): { st: Stats; qcow2: boolean; head: string } {
   const fd = openSync(realPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   try {
+    // O_NOFOLLOW guards the last component only: a directory above swapped for a symlink since
+    // realpath would lead elsewhere. The kernel's name for the open file says where we are.
+    const opened = openedPath(fd)
+    if (opened !== undefined && opened !== realPath) throw new Error(`changed during the scan: ${realPath} now opens ${opened}`)
     const st = fstatSync(fd)
     const buf = Buffer.alloc(4)
     const n = readSync(fd, buf, 0, 4, 0)

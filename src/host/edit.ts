@@ -23,8 +23,9 @@ export class ImageHeldError extends Error {
   override readonly name = 'ImageHeldError'
   constructor(readonly holder: LockHolder) {
     super(`open in ${holderText(holder)}${holder.write ? '' : ', read-only'}: editing an image QEMU has open corrupts it ` +
-      '(QEMU keeps the bitmaps in memory and stores its own over the file when it closes the image' +
-      `${holder.write ? '' : '; a read-only user keeps reading the metadata it loaded'}). ` +
+      (holder.write
+        ? '(QEMU keeps the bitmaps in memory and writes its own over the file when it closes the image). '
+        : '(QEMU works from the metadata it loaded when it opened the image, and may reopen it read-write, e.g. for a block commit). ') +
       'Stop it, or change the bitmaps through QEMU (QMP block-dirty-bitmap-*), then retry; --force does not override this')
   }
 }
@@ -111,6 +112,17 @@ export function identityChange(expect: FileIdentity, now: FileIdentity): string 
   return undefined
 }
 
+/**
+ * Why `plan` does not fit on the device the image `img` was opened from (a block device, which
+ * cannot grow), or undefined when it fits. The server shows it when the plan is reviewed; the
+ * commit refuses with it (CapacityError) before its first write.
+ */
+export async function capacityProblem(dev: NodeFileDevice, img: Image, plan: Plan): Promise<string | undefined> {
+  if (dev.growable) return undefined
+  const o = planOverrun(plan, dev.size)
+  return o ? capacityRefusal(o, dev.size, await usedEnd(img), dev.path) : undefined
+}
+
 /** Options of the in-place edit path. */
 export interface InPlaceOptions {
   onProgress?: CommitOptions['onProgress']
@@ -122,10 +134,8 @@ export interface InPlaceOptions {
  * locks right before its first write (callers check once more before this, see below).
  */
 async function commitOnDevice(dev: NodeFileDevice, img: Image, plan: Plan, opts: InPlaceOptions): Promise<void> {
-  if (dev.growable === false) {
-    const o = planOverrun(plan, dev.size)
-    if (o) throw new CapacityError(capacityRefusal(o, dev.size, await usedEnd(img), dev.path))
-  }
+  const full = await capacityProblem(dev, img, plan)
+  if (full) throw new CapacityError(full)
   await commitPlan(dev, plan, {
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     beforeFirstWrite: async () => refuseIfHeld(dev),

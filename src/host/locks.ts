@@ -7,8 +7,11 @@
  *
  * The kernel lists every lock in /proc/locks (fs/locks.c, lock_get_status): an OFD lock has no
  * owner pid there (-1), so the holder is found through the `lock:` lines of
- * /proc/PID/fdinfo/FD, which name the same MAJ:MIN:INODE. Where /proc/locks does not exist
- * (not Linux), every holder is null: QEMU's locks cannot be seen, and nothing is reported.
+ * /proc/PID/fdinfo/FD, which name the same MAJ:MIN:INODE. A lock is on an inode: a block device
+ * QEMU opened through another node (libvirt gives each QEMU a private /dev) is recognised by
+ * its device number, through a stat of the holder's /proc/PID/fd/FD link. Where /proc/locks
+ * does not exist (not Linux), every holder is null: QEMU's locks cannot be seen, and nothing is
+ * reported.
  */
 import * as fs from 'node:fs'
 import { majorMinor } from '../io/node-file.js'
@@ -25,8 +28,11 @@ export type { LockHolder } from '../session/overview.js'
 
 /** Looks up the QEMU process holding a file, from one read of /proc/locks. */
 export interface LockTable {
-  /** The QEMU process holding the file with this stat's dev and ino, or null. */
-  holderOf(st: { dev: number | bigint; ino: number | bigint }): LockHolder | null
+  /**
+   * The QEMU process holding the file with this stat's dev and ino, or null. Pass a whole stat
+   * (with mode and rdev) for a block device: QEMU may hold it through another device node.
+   */
+  holderOf(st: StatLike): LockHolder | null
 }
 
 /** One line of /proc/locks (or a `lock:` line of /proc/PID/fdinfo/FD). */
@@ -119,49 +125,73 @@ function programOf(pid: number): string | undefined {
   return readText(`/proc/${pid}/comm`)?.trim() || undefined
 }
 
-/** Processes, QEMU's first (comm qemu-*, kvm): the holder is almost always one of them. */
-function pidsQemuFirst(): number[] {
-  const pids = listDir('/proc').filter((d) => /^\d+$/.test(d)).map(Number)
-  const qemuLike = (pid: number): boolean => /^(qemu|kvm)/.test(programOf(pid) ?? '')
-  const first = pids.filter(qemuLike)
-  return [...first, ...pids.filter((p) => !first.includes(p))]
+/** An open file of a process that holds QEMU locks: where to stat it, and its lock lines. */
+export interface LockedFd {
+  pid: number
+  /** /proc/PID/fd/FD: stat through it reaches the file, even in another mount namespace */
+  link: string
+  /** its QEMU locks (fdinfo `lock:` lines) */
+  lines: LockLine[]
 }
 
-/** The file an fd of a process refers to is `st` (stat through the /proc/PID/fd link). */
-function fdIs(pid: number, fd: string, st: FileId): boolean {
-  try {
-    const s = fs.statSync(`/proc/${pid}/fd/${fd}`, { bigint: true })
-    return s.dev === BigInt(st.dev) && s.ino === BigInt(st.ino)
-  } catch {
-    return false
-  }
-}
-
-/**
- * The processes holding QEMU locks on a file whose /proc/locks key is one of `keys`, through
- * the `lock:` lines of their /proc/PID/fdinfo/FD files (Linux 4.x and later list an open file's
- * locks there). With `verify`, the fd must also refer to that file (see holderOf). Processes
- * we may not inspect (another user's, without root) are passed over.
- */
-function findHolders(keys: ReadonlySet<string>, verify?: FileId): LockHolder[] {
-  const found: LockHolder[] = []
-  for (const pid of pidsQemuFirst()) {
+/** The fds holding QEMU locks in the processes `pids`, from their /proc/PID/fdinfo/FD files. */
+function scanFds(pids: number[]): LockedFd[] {
+  const out: LockedFd[] = []
+  for (const pid of pids) {
     if (pid === process.pid) continue
-    const lines: LockLine[] = []
     for (const fd of listDir(`/proc/${pid}/fdinfo`)) {
       const info = readText(`/proc/${pid}/fdinfo/${fd}`)
       if (!info || !info.includes('lock:')) continue
-      const mine: LockLine[] = []
+      const lines: LockLine[] = []
       for (const row of info.split('\n')) {
         if (!row.startsWith('lock:')) continue
         const l = parseLockLine(row)
-        if (l && keys.has(l.key) && qemuLockBytes(l).length > 0) mine.push(l)
+        if (l && qemuLockBytes(l).length > 0) lines.push(l)
       }
-      if (mine.length > 0 && (!verify || fdIs(pid, fd, verify))) lines.push(...mine)
+      if (lines.length > 0) out.push({ pid, link: `/proc/${pid}/fd/${fd}`, lines })
     }
-    if (lines.length > 0) found.push(holderFrom(lines, pid, programOf(pid)))
   }
-  return found
+  return out
+}
+
+/**
+ * The fds holding QEMU locks, found through the `lock:` lines of /proc/PID/fdinfo/FD (Linux
+ * 4.x and later list an open file's locks there), scanned at most once per table: QEMU's
+ * processes first (comm qemu-*, kvm), the others only when those do not hold what is asked
+ * for. Processes we may not inspect (another user's, without root) are passed over.
+ */
+export function procFdIndex(): (wanted: (f: LockedFd) => boolean) => LockedFd[] {
+  let qemu: LockedFd[] | undefined
+  let rest: LockedFd[] | undefined
+  let pids: { qemu: number[]; rest: number[] } | undefined
+  const split = (): { qemu: number[]; rest: number[] } => {
+    if (pids) return pids
+    const all = listDir('/proc').filter((d) => /^\d+$/.test(d)).map(Number)
+    const isQemu = new Set(all.filter((pid) => /^(qemu|kvm)/.test(programOf(pid) ?? '')))
+    pids = { qemu: all.filter((p) => isQemu.has(p)), rest: all.filter((p) => !isQemu.has(p)) }
+    return pids
+  }
+  return (wanted) => {
+    qemu ??= scanFds(split().qemu)
+    const hits = qemu.filter(wanted)
+    if (hits.length > 0) return hits
+    rest ??= scanFds(split().rest)
+    return rest.filter(wanted)
+  }
+}
+
+/** Holders from the fds that hold a file's locks, one per process; the writer first. */
+function holdersFrom(fds: LockedFd[], keys: ReadonlySet<string>): LockHolder[] {
+  const byPid = new Map<number, LockLine[]>()
+  for (const f of fds) byPid.set(f.pid, [...(byPid.get(f.pid) ?? []), ...f.lines.filter((l) => keys.has(l.key))])
+  const hs = [...byPid].map(([pid, lines]) => holderFrom(lines, pid, programOf(pid)))
+  // Several holders (e.g. two `qemu-nbd -r`): name the writer if there is one.
+  return hs.sort((a, b) => Number(b.write) - Number(a.write))
+}
+
+/** Stat through a /proc/PID/fd link (null when it is gone or not ours to see). */
+function statLink(link: string): fs.BigIntStats | null {
+  try { return fs.statSync(link, { bigint: true }) } catch { return null }
 }
 
 /** Read /proc/locks once; undefined where it does not exist (not Linux) or cannot be read. */
@@ -169,39 +199,49 @@ function readProcLocks(): string | undefined {
   return readText('/proc/locks')
 }
 
-type FileId = { dev: number | bigint; ino: number | bigint }
+/** What holderOf needs of a stat: dev and ino; mode and rdev to recognise a block device. */
+export interface StatLike {
+  dev: number | bigint
+  ino: number | bigint
+  mode?: number | bigint
+  rdev?: number | bigint
+}
 
-/** How holders are found for a file's lock keys (findHolders; tests pass their own). */
-export type HolderFinder = (keys: ReadonlySet<string>, verify?: FileId) => LockHolder[]
+const S_IFMT = 0o170000n
+const S_IFBLK = 0o060000n
+const isBlock = (st: StatLike): boolean => st.mode !== undefined && (BigInt(st.mode) & S_IFMT) === S_IFBLK
 
 /** A lock table from the text of /proc/locks (undefined: no /proc/locks, no holders). */
-export function lockTableFrom(text: string | undefined, find: HolderFinder = findHolders): LockTable {
+export function lockTableFrom(text: string | undefined, fdsHolding: (wanted: (f: LockedFd) => boolean) => LockedFd[] = procFdIndex()): LockTable {
   const byFile = text === undefined ? new Map<string, LockLine[]>() : qemuLocksByFile(text)
   const cache = new Map<string, LockHolder | null>()
+  const lookup = (st: StatLike): LockHolder | null => {
+    const key = fileKey(st.dev, st.ino)
+    const lines = byFile.get(key)
+    if (lines) {
+      // POSIX locks (QEMU's fallback) name their owner; OFD locks need the fdinfo search.
+      const posixPid = lines.find((l) => l.kind === 'POSIX')?.pid
+      if (posixPid !== undefined) return holderFrom(lines, posixPid, programOf(posixPid))
+      const keys = new Set([key])
+      return holdersFrom(fdsHolding((f) => f.lines.some((l) => l.key === key)), keys)[0] ?? holderFrom(lines)
+    }
+    // The same file under another key: only a holder whose fd stats as this file counts.
+    // - btrfs: stat gives a subvolume's device number, /proc/locks the superblock's.
+    // - a block device opened through another node (libvirt gives QEMU a private /dev with its
+    //   own nodes): another inode, the same device number (rdev).
+    const ino = `:${BigInt(st.ino)}`
+    const block = isBlock(st) && st.rdev !== undefined
+    const keys = new Set([...byFile.keys()].filter((k) => block || k.endsWith(ino)))
+    if (keys.size === 0) return null
+    const same = (s: fs.BigIntStats | null): boolean => s !== null && (
+      (s.dev === BigInt(st.dev) && s.ino === BigInt(st.ino)) || (block && s.isBlockDevice() && s.rdev === BigInt(st.rdev!)))
+    return holdersFrom(fdsHolding((f) => f.lines.some((l) => keys.has(l.key)) && same(statLink(f.link))), keys)[0] ?? null
+  }
   return {
     holderOf(st) {
-      const key = fileKey(st.dev, st.ino)
-      if (cache.has(key)) return cache.get(key)!
-      let h: LockHolder | null = null
-      const lines = byFile.get(key)
-      if (lines) {
-        // POSIX locks (QEMU's fallback) name their owner; OFD locks need the fdinfo search.
-        const posixPid = lines.find((l) => l.kind === 'POSIX')?.pid
-        const holders = posixPid !== undefined ? [holderFrom(lines, posixPid, programOf(posixPid))] : find(new Set([key]))
-        // Several holders (e.g. two `qemu-nbd -r`): name the writer if there is one.
-        h = holders.find((x) => x.write) ?? holders[0] ?? holderFrom(lines)
-      } else {
-        // On btrfs, stat gives a subvolume's device number but /proc/locks the superblock's:
-        // the same inode under another device is this file only if a holder's fd refers to it.
-        const ino = `:${BigInt(st.ino)}`
-        const keys = new Set([...byFile.keys()].filter((k) => k.endsWith(ino)))
-        if (keys.size > 0) {
-          const holders = find(keys, st)
-          h = holders.find((x) => x.write) ?? holders[0] ?? null
-        }
-      }
-      cache.set(key, h)
-      return h
+      const id = `${fileKey(st.dev, st.ino)}/${isBlock(st) ? String(st.rdev) : ''}`
+      if (!cache.has(id)) cache.set(id, lookup(st))
+      return cache.get(id)!
     },
   }
 }

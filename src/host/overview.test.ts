@@ -3,14 +3,14 @@
 // the check status as `qemu-img check`'s exit code; a corrupt image gives an error row and the
 // scan goes on; cancellation and progress; a real qemu-nbd holding an image is named.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { AbortError } from '../engine/index.js'
 import { buildCatalog } from './catalog.js'
 import { readLockTable } from './locks.js'
 import { type OverviewRow, buildOverview, needsAttention } from './overview.js'
 import { makeQemuImage } from '../test-support/qemu-images.js'
-import { startQemuNbd } from '../test-support/host.js'
+import { attachLoop, padTo, roundUp, startQemuNbd } from '../test-support/host.js'
 import { TESTDATA, nbdDirtyExtents, qemuImg, qemuImgCheck, qemuImgInfo, tempDir } from '../test-support/tools.js'
 
 let t: { path: string; cleanup: () => void }
@@ -113,6 +113,32 @@ describe('an image held by QEMU', () => {
     }
     const after = await buildOverview(buildCatalog([dir], { recursive: false }).entries, { locks: readLockTable() })
     expect(after.map((r) => r.holder)).toEqual([null, null])
+  })
+})
+
+describe('a block device', () => {
+  it('reads a loop device holding a qcow2 image, and names the qemu-nbd holding the device', async () => {
+    const img = join(t.path, 'loop.qcow2')
+    copyFileSync(byName('two.qcow2').path, img)
+    padTo(img, roundUp(statSync(img).size, 512))
+    const loop = attachLoop(img)
+    try {
+      const [row] = await buildOverview(buildCatalog([loop.dev], { recursive: false }).entries, { locks: readLockTable() })
+      expect(row!.kind).toBe('block')
+      expect(row!.error).toBeNull()
+      expect(row!.bitmaps.map((b) => [b.name, b.dirtyBytes])).toEqual(byName('two.qcow2').bitmaps.map((b) => [b.name, b.dirtyBytes]))
+      expect(row!.check?.status).toBe('clean')
+      expect(row!.holder).toBeNull()
+      const nbd = startQemuNbd(loop.dev, t.path, { readOnly: true })
+      try {
+        const [held] = await buildOverview(buildCatalog([loop.dev], { recursive: false }).entries, { locks: readLockTable() })
+        expect(held!.holderText).toBe(`qemu-nbd (pid ${nbd.pid})`)
+      } finally {
+        nbd.stop()
+      }
+    } finally {
+      loop.detach()
+    }
   })
 })
 

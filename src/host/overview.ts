@@ -62,26 +62,30 @@ async function describeRow(row: OverviewRow, img: Image, held: boolean, opts: Ov
 
 /** The overview row of one catalog image. Never throws, except AbortError when cancelled. */
 export async function overviewRow(e: CatalogEntry, opts: OverviewOptions = {}): Promise<OverviewRow> {
-  const holder = opts.locks?.holderOf(e) ?? null
   const row: OverviewRow = {
     id: e.id, path: e.path, realPath: e.realPath, kind: e.kind, fileSize: e.sizeBytes,
     virtualSize: null, bitmapCount: 0, inUseCount: 0, maxDirtyPercent: null, bitmaps: [],
-    holder, holderText: holder ? holderText(holder) : null,
+    holder: null, holderText: null,
     check: null, checkpoints: [], checkpointMismatches: 0, warnings: [], error: null,
   }
+  const setHolder = (h: LockHolder | null): void => { row.holder = h; row.holderText = h ? holderText(h) : null }
   let dev: ReturnType<typeof openEntry> | undefined
   try {
     dev = openEntry(e, 'r')
+    // The open file's own stat: for a block device, its mode and rdev also find a QEMU that
+    // opened the device through another node (libvirt's private /dev).
+    setHolder(opts.locks?.holderOf(dev.stat()) ?? null)
     const img = await openImage(dev)
-    await describeRow(row, img, holder !== null, opts)
+    await describeRow(row, img, row.holder !== null, opts)
     const disks = opts.checkpoints?.disksOf(e) ?? []
     if (disks.length) {
-      row.checkpoints = checkImageCheckpoints(img, disks, { held: holder !== null })
+      row.checkpoints = checkImageCheckpoints(img, disks, { held: row.holder !== null })
       row.checkpointMismatches = row.checkpoints.reduce((n, c) => n + c.mismatches.length, 0)
     }
   } catch (err) {
     if (err instanceof AbortError) throw err
     row.error = (err as Error).message
+    if (!dev) setHolder(opts.locks?.holderOf(e) ?? null)
   } finally {
     dev?.close()
   }

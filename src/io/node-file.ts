@@ -41,7 +41,7 @@ export function blockDeviceSize(rdev: number | bigint): number | undefined {
  * Size of an open block device without sysfs: the end found by reading single bytes, doubling
  * then bisecting (about 2·log2(size) reads). A read at or past the end returns 0 bytes.
  */
-function probeEnd(fd: number): number {
+export function probeEnd(fd: number): number {
   const one = new Uint8Array(1)
   const has = (pos: number): boolean => fs.readSync(fd, one, 0, 1, pos) === 1
   if (!has(0)) return 0

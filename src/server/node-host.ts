@@ -125,8 +125,9 @@ export class NodeHost implements SessionHost {
     return { hostname: hostname(), writable: this.opts.writable, paths: [...this.opts.paths], version: this.opts.version }
   }
 
-  async overview(signal: { readonly aborted: boolean } | undefined, onProgress: (done: number, total: number) => void): Promise<HostOverview> {
-    const catalog = this.rescan()
+  async overview(signal: { readonly aborted: boolean } | undefined, onProgress: (done: number, total: number) => void, ids?: string[]): Promise<HostOverview> {
+    const catalog = ids ? this.catalog : this.rescan()
+    const entries = ids ? ids.map((id) => this.entry(id)) : catalog.entries
     let libvirt: LibvirtCheckpoints | undefined
     if (this.opts.checkpointDir !== undefined) {
       try {
@@ -136,7 +137,7 @@ export class NodeHost implements SessionHost {
       }
     }
     // The check runs per row, on demand (check()): a host's images can be hundreds of GiB.
-    const rows = await buildOverview(catalog.entries, {
+    const rows = await buildOverview(entries, {
       check: false,
       locks: readLockTable(),
       ...(libvirt ? { checkpoints: new CheckpointIndex(libvirt) } : {}),

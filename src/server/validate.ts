@@ -63,7 +63,7 @@ const ARGS: { [K in keyof EngineApi]: z.ZodTuple } = {
   cancel: z.tuple([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)]),
   close: z.tuple([]),
   hostInfo: z.tuple([]),
-  hostOverview: z.tuple([jobId]),
+  hostOverview: z.tuple([jobId, z.array(z.string().min(1).max(128)).max(100_000).optional()]),
   hostCheck: z.tuple([z.string().min(1).max(128), jobId]),
 }
 

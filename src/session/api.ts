@@ -289,8 +289,8 @@ export interface EngineApi {
   close(): Promise<void>
   /** What the host serves (`qbm serve`); null when the engine runs in the browser. */
   hostInfo(): Promise<HostInfo | null>
-  /** Every image under the host's PATHs (refused in the browser). Progress: images done. */
-  hostOverview(jobId?: number): Promise<HostOverview>
+  /** Every image under the host's PATHs, or only the images `ids` (refused in the browser). Progress: images done. */
+  hostOverview(jobId?: number, ids?: string[]): Promise<HostOverview>
   /** Run the image check on one image of the host overview (same check as `qbm check`). */
   hostCheck(id: string, jobId?: number): Promise<CheckResult>
 }
@@ -336,7 +336,7 @@ export interface EngineClient {
   dropPlan(planId: number): Promise<void>
   close(): Promise<void>
   hostInfo(): Promise<HostInfo | null>
-  hostOverview(onProgress?: ProgressFn, signal?: AbortSignal): Promise<HostOverview>
+  hostOverview(onProgress?: ProgressFn, signal?: AbortSignal, ids?: string[]): Promise<HostOverview>
   hostCheck(id: string, signal?: AbortSignal): Promise<CheckResult>
   /** Stop the transport for good. */
   dispose(): void

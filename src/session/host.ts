@@ -46,8 +46,8 @@ export interface SessionHost {
   editedCopy?(opened: OpenedSource, plan: Plan): Promise<Blob>
   /** What this host serves (`qbm serve`). */
   info?(): HostInfo
-  /** Every image under the host's PATHs. */
-  overview?(signal: AbortSignalLike | undefined, onProgress: ProgressFn): Promise<HostOverview>
+  /** Every image under the host's PATHs (or only the images `ids`). */
+  overview?(signal: AbortSignalLike | undefined, onProgress: ProgressFn, ids?: string[]): Promise<HostOverview>
   /** The image check on one catalog image. */
   check?(id: string, signal: AbortSignalLike | undefined): Promise<CheckResult>
 }

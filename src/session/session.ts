@@ -479,11 +479,11 @@ export class EngineSession implements EngineApi {
     return this.host.info?.() ?? null
   }
 
-  hostOverview(jobId?: number) {
+  hostOverview(jobId?: number, ids?: string[]) {
     return this.jobs.run(jobId, async (signal) => {
       if (!this.host.overview) throw new ConstraintError('there is no host overview here: the engine runs in the browser')
       const p = this.jobs.progress(jobId)
-      return this.host.overview(signal, (d, t) => p?.(d, t))
+      return this.host.overview(signal, (d, t) => p?.(d, t), ids)
     })
   }
 

@@ -1,5 +1,5 @@
 /**
- * A deliberately naive reference model of a persistent dirty bitmap (spec §4.3-§4.5, §7),
+ * A deliberately naive reference model of a persistent dirty bitmap (docs/format.md §4.3-§4.5, §7),
  * computed bit by bit from the logical stored bytes, for brute-force comparison with the
  * engine's BitmapReader, extents, heatmap and digest. No cleverness: if this and the engine
  * disagree, the model is easy to read and check by hand.
@@ -116,7 +116,7 @@ export class BitmapModel {
 }
 
 /**
- * QEMU's x-debug-block-dirty-bitmap-sha256 (spec §7) from the logical stored bytes: SHA-256 of
+ * QEMU's x-debug-block-dirty-bitmap-sha256 (docs/format.md §7) from the logical stored bytes: SHA-256 of
  * the first 8*max(1, ceil(nbits/64)) bytes, tail bits as stored, zero-padded.
  */
 export function modelSha256(logical: Uint8Array, nbits: number): string {

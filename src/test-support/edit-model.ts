@@ -1,6 +1,6 @@
 /**
  * An independent, deliberately simple model of what each bitmap edit does to the list of
- * bitmaps (spec §6.4, §8), for computing expected states in interop tests. Extents are byte
+ * bitmaps (docs/format.md §6.4, §8), for computing expected states in interop tests. Extents are byte
  * ranges of the disk; a merge across granularities dirties every target granule that any
  * source-dirty byte falls in.
  */

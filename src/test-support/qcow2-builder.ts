@@ -1,7 +1,7 @@
 /**
  * Builds small, fully refcounted qcow2 v3 images with persistent bitmaps whose stored bits the
  * test chooses exactly (QEMU only produces bits through guest writes). The layout is QEMU's
- * (spec §1-§5): header + bitmaps extension in cluster 0, reftable, refblocks (16-bit), an
+ * (docs/format.md §1-§5): header + bitmaps extension in cluster 0, reftable, refblocks (16-bit), an
  * all-zero L1, then per bitmap its data clusters and table, then the directory. Images from
  * this builder are checked against QEMU itself (qemu-img check, qemu-nbd, QMP sha256) in
  * src/engine/qcow2/bitmaps/data.test.ts, so the reference model built on top of them is
@@ -65,7 +65,7 @@ export interface Built {
 
 const enc = new TextEncoder()
 
-/** Table entries QEMU requires for a disk of diskLength bytes (spec §4.3). */
+/** Table entries QEMU requires for a disk of diskLength bytes (docs/format.md §4.3). */
 export function requiredTableSize(diskLength: number, granularityBits: number, clusterSize: number): number {
   const nbits = Math.ceil(diskLength / 2 ** granularityBits)
   return Math.ceil((Math.ceil(nbits / 64) * 8) / clusterSize)

@@ -1,5 +1,5 @@
 /**
- * QMP through qemu-system-x86_64 (spec §7, §10): open an image read-only as a block node and
+ * QMP through qemu-system-x86_64 (docs/format.md §7, §10): open an image read-only as a block node and
  * ask QEMU for x-debug-block-dirty-bitmap-sha256 of bitmaps, plus what QEMU reports about its
  * dirty bitmaps (query-named-block-nodes). One QEMU process per call; commands go in on stdin.
  * A missing qemu-system-x86_64 fails the test (requireTool).

@@ -14,7 +14,7 @@ export const TESTDATA = join(ROOT, 'src', 'engine', 'testdata')
 
 const APT: Record<string, string> = {
   'qemu-img': 'qemu-utils', 'qemu-io': 'qemu-utils', 'qemu-nbd': 'qemu-utils',
-  nbdinfo: 'libnbd-bin', 'qemu-system-x86_64': 'qemu-system-x86', losetup: 'mount',
+  nbdinfo: 'libnbd-bin', 'qemu-system-x86_64': 'qemu-system-x86', losetup: 'mount', blockdev: 'util-linux',
 }
 
 /**
@@ -78,7 +78,7 @@ export function sh(script: string, cwd?: string): string {
 }
 
 /**
- * QEMU's x-debug-block-dirty-bitmap-sha256 for each named bitmap (spec §7, §10), through
+ * QEMU's x-debug-block-dirty-bitmap-sha256 for each named bitmap (docs/format.md §7, §10), through
  * qemu-system-x86_64 over QMP on stdio. Bitmaps QEMU refuses come back in `errors`.
  */
 export function qmpSha256(image: string, names: string[], cwd?: string): { sums: Record<string, string>; errors: Record<string, string> } {

@@ -209,7 +209,7 @@ export function createEngineClient(transport: Transport, opts: ClientOptions = {
       if (remote) await remote.close()
     },
     hostInfo: () => call((api) => api.hostInfo()),
-    hostOverview: (onProgress, signal) => call((api, id) => api.hostOverview(id), signal, onProgress),
+    hostOverview: (onProgress, signal, ids) => call((api, id) => api.hostOverview(id, ids), signal, onProgress),
     hostCheck: (imageId, signal) => call((api, id) => api.hostCheck(imageId, id), signal),
     dispose() {
       lastOpen = undefined

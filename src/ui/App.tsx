@@ -9,6 +9,7 @@ import { DropTarget } from './components/DropTarget.js'
 import { EditsPanel } from './components/EditsPanel.js'
 import { ErrorBanner } from './components/ErrorBanner.js'
 import { ExtentList } from './components/ExtentList.js'
+import { HostOverview } from './components/HostOverview.js'
 import { ImagePanel } from './components/ImagePanel.js'
 import { JobBar } from './components/JobBar.js'
 import { OpenControls } from './components/OpenControls.js'
@@ -18,31 +19,41 @@ import { useActions, useApp, useAppShallow } from './store/hooks.js'
 import { useUpdate } from './sw-register.js'
 
 export function App(): ReactNode {
-  const { image, opening } = useAppShallow((s) => ({ image: s.image, opening: s.opening }))
+  const { image, opening, host } = useAppShallow((s) => ({ image: s.image, opening: s.opening, host: s.host }))
+  const actions = useActions()
   return (
     <>
       <header className="topbar">
         <h1 className="brand">
           qbm <span className="brand-sub">qcow2 dirty bitmaps</span>
         </h1>
+        {host && image && (
+          <button type="button" className="btn btn-small" onClick={() => void actions.showOverview()}>← All images on {host.hostname}</button>
+        )}
         {image && (
           <span className="current-file" data-testid="current-file">
             <span className="mono">{image.name}</span>
             {image.writable
-              ? <span className="badge badge-ok" title="Edits can be written back to this file.">writable</span>
-              : <span className="badge badge-muted" title="Opened as a plain File: edits can only be downloaded as a copy.">read-only</span>}
+              ? <span className="badge badge-ok" title={image.writeMode === 'in-place' ? 'Edits are written in place on the host.' : 'Edits can be written back to this file.'}>writable</span>
+              : <span className="badge badge-muted" title={image.readOnlyReason ?? 'Opened as a plain File: edits can only be downloaded as a copy.'}>read-only</span>}
+            {image.heldBy && <span className="badge badge-in-use" data-testid="held-by" title="The live bitmaps are in QEMU's memory; the file holds the last saved ones.">open in {image.heldBy.text}</span>}
           </span>
         )}
         {opening && <span className="muted small">Opening {opening}…</span>}
         <span className="spacer" />
-        {image && <OpenControls />}
+        {image && !host && <OpenControls />}
       </header>
       <UpdateBanner />
       <JobBar />
       <ErrorBanner />
       <NoticeBanner />
-      <DropTarget />
-      <main id="main">{image ? <Workspace /> : <Welcome />}</main>
+      {!host && <DropTarget />}
+      {image?.heldBy && (
+        <div className="banner banner-warn" role="status" data-testid="held-banner">
+          <span>This image is open in {image.heldBy.text}{image.heldBy.write ? '' : ' (read-only)'}: the live bitmaps are in QEMU&apos;s memory and the file holds the last saved ones. Edits are refused until it closes the image.</span>
+        </div>
+      )}
+      <main id="main">{image ? <Workspace /> : host ? <HostOverview /> : <Welcome />}</main>
     </>
   )
 }

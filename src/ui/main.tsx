@@ -14,6 +14,7 @@ const recent = indexedDbRecentFiles()
 const { transport, host } = pickTransport()
 const store = createAppStore({ client: createEngineClient(transport), editsAvailable: true, ...(recent ? { recent } : {}) })
 void store.getState().loadRecent()
+if (host) void store.getState().loadHost()
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

@@ -1,5 +1,5 @@
 /**
- * `qbm check IMAGE [--output=human|json]`: the equivalent of `qemu-img check` (spec §6.6),
+ * `qbm check IMAGE [--output=human|json]`: the equivalent of `qemu-img check` (docs/format.md §6.6),
  * read-only. Like qemu-img, messages about clusters go to stderr and the summary to stdout, and
  * the exit code is 0 clean, 1 could not check, 2 corruptions, 3 leaks only.
  */

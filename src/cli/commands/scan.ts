@@ -41,8 +41,13 @@ export function writeAtomically(file: string, text: string): void {
   }
 }
 
-const STATUS_WORDS: Record<OverviewRow['bitmaps'][number]['status'], string> = {
-  ok: 'ok', 'in-use': 'in use (stale unless held)', untrusted: 'untrusted (autoclear bit 0 clear)', invalid: 'INVALID',
+function statusWords(r: OverviewRow, status: OverviewRow['bitmaps'][number]['status']): string {
+  switch (status) {
+    case 'ok': return 'ok'
+    case 'in-use': return r.holder ? 'in use (live in QEMU; the file has its last saved bits)' : 'in use (stale: its writer never closed it)'
+    case 'untrusted': return 'untrusted (autoclear bit 0 clear)'
+    case 'invalid': return 'INVALID'
+  }
 }
 
 const pct = (p: number | null): string => (p === null ? '-' : `${p.toFixed(2)}%`)
@@ -80,7 +85,7 @@ export function formatHuman(rows: OverviewRow[], catalog: Catalog, libvirt: Libv
     for (const w of r.warnings) s += `${pad}  warning: ${w}\n`
     for (const b of r.bitmaps) {
       const dirty = b.dirtyBytes === null ? 'unreadable' : `${humanAndExact(b.dirtyBytes)} dirty, ${pct(b.dirtyPercent)}`
-      s += `${pad}  bitmap ${b.name}: granularity ${humanBytes(b.granularity)}, flags ${b.flags.join(', ') || '-'}${b.enabled ? '' : ' (disabled)'}, ${STATUS_WORDS[b.status]}, ${dirty}\n`
+      s += `${pad}  bitmap ${b.name}: granularity ${humanBytes(b.granularity)}, flags ${b.flags.join(', ') || '-'}${b.enabled ? '' : ' (disabled)'}, ${statusWords(r, b.status)}, ${dirty}\n`
     }
     if (r.check?.message) s += `${pad}  check: ${r.check.message}\n`
     for (const c of r.checkpoints) {

@@ -12,5 +12,5 @@ COMMANDS.push({
   usage: `serve PATH... [--write] [--listen HOST:PORT] [-r] [--libvirt-checkpoint-dir DIR]   (the app on this host; default ${DEFAULT_LISTEN}, read-only)`,
   spec: { write: {}, listen: { value: true }, recursive: { alias: 'r' }, 'libvirt-checkpoint-dir': { value: true } },
   positional: [0, Infinity],
-  run: async (p, a) => (await import('./serve.js')).cmdServe(p, a),
+  run: async (p, a) => (await import('./serve.js')).cmdServe(p, a, DEFAULT_LISTEN),
 })

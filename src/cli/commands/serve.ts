@@ -16,7 +16,6 @@ import { err } from '../io.js'
 import { CliError } from './common.js'
 import pkg from '../../../package.json' with { type: 'json' }
 
-import { DEFAULT_LISTEN } from './serve-command.js'
 
 /** HOST:PORT, [V6]:PORT or :PORT; port 0 takes any free port. */
 export function parseListen(s: string): { host: string; port: number } {
@@ -43,9 +42,9 @@ function appDir(): string {
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1'])
 
 /** Run the server until SIGINT or SIGTERM. */
-export async function cmdServe(p: Parsed, paths: string[]): Promise<number> {
+export async function cmdServe(p: Parsed, paths: string[], defaultListen: string): Promise<number> {
   if (paths.length === 0) throw new UsageError("'serve' expects at least one PATH (see 'qbm --help')")
-  const listen = parseListen(one(p, 'listen') ?? DEFAULT_LISTEN)
+  const listen = parseListen(one(p, 'listen') ?? defaultListen)
   const writable = has(p, 'write')
   const host = new NodeHost({
     paths, recursive: has(p, 'recursive'), writable, version: pkg.version,

@@ -8,7 +8,10 @@
 import type { BlockDevice } from '../device.js'
 import { FormatError, type AbortSignalLike, throwIfAborted } from '../errors.js'
 import type { Image } from '../image.js'
-import { Autoclear, Incompatible, L1E_OFFSET_MASK, MAX_L1_BYTES, QCOW_OFLAG_COMPRESSED, hasBit } from '../qcow2/constants.js'
+import { Autoclear, HeaderField, Incompatible, MAX_L1_BYTES, hasBit } from '../qcow2/constants.js'
+import {
+  L1_ENTRY_SIZE, SUBCLUSTERS, entryOffset, hasZeroFlag, isCompressed, l2EntrySize, subclusterAllocated, subclusterZero,
+} from '../qcow2/mapping.js'
 import type { Extent } from './extents.js'
 
 export type AllocKind = 'data' | 'zero' | 'unallocated'
@@ -30,8 +33,6 @@ export interface AllocRun {
 export function kindOf(r: AllocRun): AllocKind {
   return r.data ? 'data' : r.present ? 'zero' : 'unallocated'
 }
-
-const L2_OFFSET_MASK = 0x00fffffffffffe00n
 
 /** A cached L2 table; `pins` counts the walks reading it, so its buffer is reused only after. */
 interface L2Entry {
@@ -61,7 +62,7 @@ export class AllocationMap {
     this.diskLength = h.diskLength
     this.extendedL2 = hasBit(h.incompatibleFeatures, Incompatible.extendedL2)
     this.rawDataFile = hasBit(h.incompatibleFeatures, Incompatible.externalDataFile) && hasBit(h.autoclearFeatures, Autoclear.rawExternalData)
-    this.entrySize = this.extendedL2 ? 16 : 8
+    this.entrySize = l2EntrySize(this.extendedL2)
     this.l2Entries = this.cs / this.entrySize
     this.l1 = l1
     this.dev = img.device
@@ -70,16 +71,16 @@ export class AllocationMap {
   /** Load the L1 table (bounded by QEMU's 32 MiB and the file). `backing` answers unallocated ranges. */
   static async open(img: Image, backing?: AllocationMap): Promise<AllocationMap> {
     const h = img.header
-    const bytes = h.l1Size * 8
-    if (bytes > MAX_L1_BYTES) throw new FormatError('qcow2 header', 'l1_size', 36, "exceeds QEMU's 32 MiB L1 table limit", h.l1Size)
-    if (h.l1Size > 0 && h.l1TableOffset + bytes > img.fileSize) throw new FormatError('qcow2 header', 'l1_table_offset', 40, 'puts the L1 table past the end of the file', h.l1TableOffset)
+    const bytes = h.l1Size * L1_ENTRY_SIZE
+    if (bytes > MAX_L1_BYTES) throw new FormatError('qcow2 header', 'l1_size', HeaderField.l1Size, "exceeds QEMU's 32 MiB L1 table limit", h.l1Size)
+    if (h.l1Size > 0 && h.l1TableOffset + bytes > img.fileSize) throw new FormatError('qcow2 header', 'l1_table_offset', HeaderField.l1TableOffset, 'puts the L1 table past the end of the file', h.raw.l1TableOffset)
     const raw = h.l1Size > 0 ? await img.device.read(h.l1TableOffset, bytes) : new Uint8Array(0)
     const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)
     const l1 = new Float64Array(h.l1Size)
     for (let i = 0; i < h.l1Size; i++) {
-      const off = Number(v.getBigUint64(i * 8) & L1E_OFFSET_MASK)
+      const off = entryOffset(v.getUint32(i * L1_ENTRY_SIZE), v.getUint32(i * L1_ENTRY_SIZE + 4))
       if (off !== 0 && (off % h.clusterSize !== 0 || off + h.clusterSize > img.fileSize + h.clusterSize - 1)) {
-        throw new FormatError('L1 table', `entry[${i}]`, h.l1TableOffset + i * 8, 'points to an unaligned L2 table or past the end of the file', off)
+        throw new FormatError('L1 table', `entry[${i}]`, h.l1TableOffset + i * L1_ENTRY_SIZE, 'points to an unaligned L2 table or past the end of the file', off)
       }
       l1[i] = off
     }
@@ -156,33 +157,33 @@ export class AllocationMap {
             pos = stop
             continue
           }
-          const e = v.getBigUint64(idx * this.entrySize)
+          const hi = v.getUint32(idx * this.entrySize)
+          const lo = v.getUint32(idx * this.entrySize + 4)
           const clusterEnd = Math.min(spanEnd, (gc + 1) * cs)
-          const host = Number(e & L2_OFFSET_MASK)
-          if (e & QCOW_OFLAG_COMPRESSED) {
+          const host = entryOffset(hi, lo)
+          if (isCompressed(hi)) {
             yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: false, data: true, compressed: true }
             pos = clusterEnd
             continue
           }
           if (!this.extendedL2) {
             const inCluster = pos - gc * cs
-            if (e & 1n) yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: true, data: false, ...(host ? { offset: host + inCluster } : {}) }
+            if (hasZeroFlag(lo)) yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: true, data: false, ...(host ? { offset: host + inCluster } : {}) }
             else if (host) yield { start: pos, length: clusterEnd - pos, depth: 0, present: true, zero: false, data: true, offset: host + inCluster }
             else yield this.unallocated(pos, clusterEnd - pos)
             pos = clusterEnd
             continue
           }
-          // Extended L2: 32 subclusters; bitmap = allocation bits 0-31, zero bits 32-63.
-          const bm = v.getBigUint64(idx * 16 + 8)
-          const sc = cs / 32
+          // Extended L2: SUBCLUSTERS subclusters, each allocated and/or reading as zeros.
+          const zeroBits = v.getUint32(idx * this.entrySize + 8)
+          const allocBits = v.getUint32(idx * this.entrySize + 12)
+          const sc = cs / SUBCLUSTERS
           while (pos < clusterEnd) {
             const s = Math.floor((pos - gc * cs) / sc)
             const subEnd = Math.min(clusterEnd, gc * cs + (s + 1) * sc)
-            const allocated = (bm >> BigInt(s)) & 1n
-            const zero = (bm >> BigInt(32 + s)) & 1n
             const inCluster = pos - gc * cs
-            if (zero) yield { start: pos, length: subEnd - pos, depth: 0, present: true, zero: true, data: false }
-            else if (allocated) yield { start: pos, length: subEnd - pos, depth: 0, present: true, zero: false, data: true, offset: host + inCluster }
+            if (subclusterZero(zeroBits, s)) yield { start: pos, length: subEnd - pos, depth: 0, present: true, zero: true, data: false }
+            else if (subclusterAllocated(allocBits, s)) yield { start: pos, length: subEnd - pos, depth: 0, present: true, zero: false, data: true, offset: host + inCluster }
             else yield this.unallocated(pos, subEnd - pos)
             pos = subEnd
           }

@@ -1,5 +1,5 @@
 /**
- * Extents, heatmap and digests (issue 2 "Dirty extents", "Heatmap", spec §7) against a naive
+ * Extents, heatmap and digests (issue 2 "Dirty extents", "Heatmap", docs/format.md §7) against a naive
  * bit-by-bit model on seeded random bitmaps, plus SHA-256 against node:crypto and the spec's
  * reference values, and size parsing against QEMU's own parser.
  */
@@ -212,7 +212,7 @@ describe('heatmap against the model', () => {
   })
 })
 
-describe('SHA-256 (spec §7)', () => {
+describe('SHA-256 (docs/format.md §7)', () => {
   it('matches the spec reference values for empty bitmaps', () => {
     expect(sha256Hex(new Uint8Array(2048))).toBe('e5a00aa9991ac8a5ee3109844d84a55583bd20572ad3ffcd42792f3c36b183ad')
     expect(sha256Hex(new Uint8Array(2056))).toBe('d5fe696dc1aa5c0a800bf800ce8fc6e26ab622c7dd7de4b9fd0c304fe4036256')

@@ -97,7 +97,7 @@ class Qcow2 {
   }
   /** first L2 table of the active L1 */
   firstL2(): number { return this.u64(this.l1) & 0x00fffffffffffe00 }
-  /** Set the stored refcount of cluster c (every width of spec §5.2). */
+  /** Set the stored refcount of cluster c (every width of docs/format.md §5.2). */
   setRefcount(c: number, value: number | bigint): void {
     const bits = this.refcountBits
     const epb = (this.cs * 8) / bits

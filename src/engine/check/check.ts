@@ -1,5 +1,5 @@
 /**
- * `qbm check`: the equivalent of `qemu-img check` without repairs (spec §5.3, §6.6; QEMU
+ * `qbm check`: the equivalent of `qemu-img check` without repairs (docs/format.md §5.3, §6.6; QEMU
  * block/qcow2.c qcow2_co_check_locked, block/qcow2-refcount.c qcow2_check_refcounts,
  * compare_refcounts, check_oflag_copied, qemu-img.c img_check). Read-only.
  *
@@ -17,15 +17,16 @@
  *   second reference is an "overflow" corruption, and the compare then sees 1 = 1.
  * - Stored refcounts past the end of the file (plus at most one cluster) are never compared.
  */
-import type { Image, Bitmap } from '../image.js'
+import { type Image, type Bitmap, checkOpenRefusals } from '../image.js'
 import { type AbortSignalLike, throwIfAborted } from '../errors.js'
+import { FAR } from '../bytes.js'
 import { type CheckFinding, Findings } from './findings.js'
-import { type QemuOpen, emulateQemuOpen } from './open.js'
 import { readSnapshotTable } from './snapshots.js'
 import { StoredRefcounts } from './stored.js'
 import type { ReferenceCounts } from './counts.js'
-import { calculateReferences, clusterType, offsetOf, u64 } from './references.js'
-import { hex, readPadded, readReusing } from './padded.js'
+import { calculateReferences } from './references.js'
+import { L1_ENTRY_SIZE, clusterType, entryOffset, entryU64, isCopied, l2EntrySize } from '../qcow2/mapping.js'
+import { hex, readPadded, readReusing } from '../padded.js'
 
 export type { CheckFinding, FindingKind } from './findings.js'
 
@@ -103,8 +104,12 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     }
   }
 
-  const open = await emulateQemuOpen(img, opts.ignoreBitmaps === true)
-  if (open.refusals.length > 0) return stop(`Could not open: ${open.refusals[0]}`)
+  // QEMU's check open, as decided when the image was opened (docs/format.md §6.1).
+  const ignoreBitmaps = opts.ignoreBitmaps === true
+  const refusals = checkOpenRefusals(img, ignoreBitmaps)
+  if (refusals.length > 0) return stop(`Could not open: ${refusals[0]!.qemu ?? refusals[0]!.message}`)
+  const open = img.qemu
+  const directory = ignoreBitmaps ? undefined : open.directory
   throwIfAborted(opts.signal)
 
   const table = await readSnapshotTable(img.device, h)
@@ -127,7 +132,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     snapshots: table.snapshots,
     snapshotTable: { offset: table.offset, size: table.size },
     ...(open.crypto ? { crypto: open.crypto } : {}),
-    ...(open.directory ? { directory: open.directory } : {}),
+    ...(directory ? { directory } : {}),
     stored,
     findings: f,
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -187,7 +192,7 @@ async function compareRefcounts(
       // the (read-only) image corrupt in memory, once.
       if (!unalignedSeen) {
         unalignedSeen = true
-        f.warning(`qcow2: Image is corrupt: Refblock offset 0x${hex(stored.entries[ti]!.offset)} unaligned (reftable index: ${ti === 0 ? 0 : `0x${hex(ti)}`}); further non-fatal corruption events will be suppressed`)
+        f.warning(`qcow2: Image is corrupt: Refblock offset 0x${hex(stored.entries[ti]!.offsetRaw ?? stored.entries[ti]!.offset)} unaligned (reftable index: ${ti === 0 ? 0 : `0x${hex(ti)}`}); further non-fatal corruption events will be suppressed`)
       }
       for (let i = from; i < to; i++) f.internal(`Can't get refcount for cluster ${i}: Input/output error`, { cluster: i })
       continue
@@ -222,7 +227,7 @@ interface CopiedL2 {
  * entry must be set exactly when the cluster it points to has refcount 1. Each mismatch is a
  * corruption. Clusters whose refcount cannot be read are skipped silently, as in QEMU.
  */
-async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcounts, f: Findings, signal?: AbortSignalLike): Promise<void> {
+async function checkOflagCopied(img: Image, open: Image['qemu'], stored: StoredRefcounts, f: Findings, signal?: AbortSignalLike): Promise<void> {
   const scratch: { buf?: Uint8Array } = {}
   const h = img.header
   const cs = h.clusterSize
@@ -232,24 +237,24 @@ async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcou
   for (let first = 0; first < h.l1Size; first += chunk) {
     throwIfAborted(signal)
     const n = Math.min(chunk, h.l1Size - first)
-    const at = h.l1TableOffset + first * 8
+    const at = h.l1TableOffset + first * L1_ENTRY_SIZE
     if (at >= dev.size) break
-    const buf = await readPadded(dev, at, n * 8)
+    const buf = await readPadded(dev, at, n * L1_ENTRY_SIZE)
     const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     for (let i = 0; i < n; i++) {
-      const hi = v.getUint32(i * 8)
-      const lo = v.getUint32(i * 8 + 4)
-      const l2 = offsetOf(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0)
+      const hi = v.getUint32(i * L1_ENTRY_SIZE)
+      const lo = v.getUint32(i * L1_ENTRY_SIZE + 4)
+      const l2 = entryOffset(hi, lo)
       if (l2 === 0) continue
-      const cluster = typeof l2 === 'bigint' ? Infinity : Math.floor(l2 / cs)
-      const rc = cluster === Infinity ? 0 : await stored.get(cluster)
+      // a cluster past 2^53 lies past the end of the file: its refcount is 0
+      const cluster = l2 >= FAR ? -1 : Math.floor(l2 / cs)
+      const rc = cluster < 0 ? 0 : await stored.get(cluster)
       if (rc === undefined) continue
-      const copied = (hi & 0x80000000) !== 0
-      if ((rc === 1) !== copied) {
-        const exact = cluster === Infinity ? '0' : await stored.exact(cluster)
-        f.error(`ERROR OFLAG_COPIED L2 cluster: l1_index=${first + i} l1_entry=${hex(u64(hi, lo))} refcount=${exact}`, { offset: at + i * 8 })
+      if ((rc === 1) !== isCopied(hi)) {
+        const exact = cluster < 0 ? '0' : await stored.exact(cluster)
+        f.error(`ERROR OFLAG_COPIED L2 cluster: l1_index=${first + i} l1_entry=${hex(entryU64(hi, lo))} refcount=${exact}`, { offset: at + i * L1_ENTRY_SIZE })
       }
-      if (typeof l2 === 'bigint' || l2 >= dev.size) continue
+      if (l2 >= dev.size) continue
       let r = memo.get(l2)
       if (!r) {
         r = await copiedL2(img, open, stored, l2, f.limit, scratch)
@@ -261,12 +266,12 @@ async function checkOflagCopied(img: Image, open: QemuOpen, stored: StoredRefcou
   }
 }
 
-async function copiedL2(img: Image, open: QemuOpen, stored: StoredRefcounts, l2: number, limit: number, scratch: { buf?: Uint8Array }): Promise<CopiedL2> {
+async function copiedL2(img: Image, open: Image['qemu'], stored: StoredRefcounts, l2: number, limit: number, scratch: { buf?: Uint8Array }): Promise<CopiedL2> {
   const cs = img.header.clusterSize
   // one reused buffer for every table (results are kept per table, not the bytes)
   const buf = await readReusing(img.device, l2, cs, scratch)
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  const esize = open.extendedL2 ? 16 : 8
+  const esize = l2EntrySize(open.extendedL2)
   const out: CopiedL2 = { errors: 0, messages: [] }
   for (let p = 0; p < cs; p += esize) {
     const hi = v.getUint32(p)
@@ -280,16 +285,16 @@ async function copiedL2(img: Image, open: QemuOpen, stored: StoredRefcounts, l2:
       rc = 1
       exact = '1'
     } else {
-      const data = offsetOf(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0)
-      if (typeof data === 'bigint') { rc = 0; exact = '0' } else {
+      const data = entryOffset(hi, lo)
+      if (data >= FAR) { rc = 0; exact = '0' } else {
         rc = await stored.get(Math.floor(data / cs))
         if (rc === undefined) continue
         exact = await stored.exact(Math.floor(data / cs))
       }
     }
-    if ((rc === 1) !== ((hi & 0x80000000) !== 0)) {
+    if ((rc === 1) !== isCopied(hi)) {
       out.errors++
-      if (out.messages.length < limit) out.messages.push(`ERROR OFLAG_COPIED data cluster: l2_entry=${hex(u64(hi, lo))} refcount=${exact}`)
+      if (out.messages.length < limit) out.messages.push(`ERROR OFLAG_COPIED data cluster: l2_entry=${hex(entryU64(hi, lo))} refcount=${exact}`)
     }
   }
   return out
@@ -300,15 +305,15 @@ async function addWarnings(img: Image, f: Findings): Promise<void> {
   for (const w of img.warnings) f.warning(w)
   for (const b of img.bitmaps) {
     for (const w of b.warnings) f.warning(`bitmap '${b.name}': ${w}`)
-    // qbm's reader is stricter than QEMU in places (e.g. a table past the end of the file), so
-    // its problems are warnings here: QEMU's verdict is the open emulation and the counts.
+    // Problems of bitmaps QEMU ignores (an untrusted extension) would refuse the image once
+    // trusted; they do not change QEMU's verdict, which is the open and the counts.
     for (const p of b.problems) f.warning(`bitmap '${b.name}': ${p}`)
     const tail = await tailBitsSet(img, b)
     if (tail) f.warning(`bitmap '${b.name}': bits past the end of the disk are set in its last cluster (QEMU keeps those in the last 64-bit word; they do not count as dirty but change its sha256)`)
   }
 }
 
-/** Whether the stored last cluster of a bitmap has bits set at or past nbits (spec §4.5). */
+/** Whether the stored last cluster of a bitmap has bits set at or past nbits (docs/format.md §4.5). */
 async function tailBitsSet(img: Image, b: Bitmap): Promise<boolean> {
   if (b.status !== 'ok' && b.status !== 'in-use') return false
   const cs = img.header.clusterSize

@@ -1,6 +1,6 @@
 /**
  * The expected refcount of every cluster, rebuilt from the structures that reference it
- * (spec §5.3; QEMU qcow2-refcount.c "in-memory refcount table"). Stored sparsely: one byte per
+ * (docs/format.md §5.3; QEMU qcow2-refcount.c "in-memory refcount table"). Stored sparsely: one byte per
  * cluster in pages that exist only where something is referenced, and a map for the rare
  * counts of 255 or more. An image may be 64 TiB virtual with a small file, and the page map
  * keeps memory proportional to the clusters actually referenced.

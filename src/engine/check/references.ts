@@ -1,6 +1,6 @@
 /**
  * Rebuild the refcount every cluster should have, from every structure that references it
- * (spec §5.3; QEMU block/qcow2-refcount.c calculate_refcounts, check_refcounts_l1/_l2,
+ * (docs/format.md §5.3; QEMU block/qcow2-refcount.c calculate_refcounts, check_refcounts_l1/_l2,
  * check_refblocks, and block/qcow2-bitmap.c qcow2_check_bitmaps_refcounts):
  *
  *   cluster 0 (header); the active L1 table, its L2 tables and (without an external data
@@ -17,51 +17,26 @@
  * result is the same as QEMU's walk (counts are order independent, saturation included).
  */
 import type { BlockDevice } from '../device.js'
+import { FAR, offsetFrom } from '../bytes.js'
 import { type AbortSignalLike, throwIfAborted } from '../errors.js'
 import type { Header } from '../qcow2/header.js'
-import { maxRefcount } from '../qcow2/refcount.js'
+import { REFTABLE_ENTRY_SIZE, maxRefcount } from '../qcow2/refcount.js'
 import { checkTableEntry } from '../qcow2/bitmaps/constraints.js'
+import { dataOffsetOf } from '../qcow2/bitmaps/table.js'
+import { BME_TABLE_ENTRY_SIZE, QCOW_OFLAG_COPIED } from '../qcow2/constants.js'
+import {
+  L1_ENTRY_SIZE, clusterType, compressedCluster, entryOffset, entryU64, isCompressed, isCopied, l1Reserved, l2EntrySize,
+  l2Reserved, offsetLowWord,
+} from '../qcow2/mapping.js'
 import { ReferenceCounts } from './counts.js'
 import type { Findings } from './findings.js'
-import { type CryptoHeaderArea, type LoadedDirectory, tableOffsetOf } from './open.js'
-import { hex, readInFile, readPadded, readReusing, readable } from './padded.js'
+import type { CryptoHeaderArea, LoadedDirectory } from '../image.js'
+import { hex, readInFile, readPadded, readReusing, readable } from '../padded.js'
 import { MAX_L1_ENTRIES, type Snapshot } from './snapshots.js'
 import type { StoredRefcounts } from './stored.js'
 
-/** A byte offset: a number, or a bigint when it is above 2^53 (always past the end of the file). */
-export type Offset = number | bigint
-
-const MAX_SAFE = Number.MAX_SAFE_INTEGER
-const TWO32 = 2 ** 32
 /** L1 entries read per chunk. */
 const L1_CHUNK = 65536
-
-/** The offset in the words hi:lo, exact (a bigint above 2^53). */
-export function offsetOf(hi: number, lo: number): Offset {
-  const v = hi * TWO32 + lo
-  return v <= MAX_SAFE ? v : (BigInt(hi) << 32n) | BigInt(lo)
-}
-
-/** The u64 hi:lo, for messages. */
-export function u64(hi: number, lo: number): bigint {
-  return (BigInt(hi) << 32n) | BigInt(lo)
-}
-
-/** QEMU's QCow2ClusterType of an L2 entry (qcow2.h qcow2_get_cluster_type). */
-export type ClusterType = 'compressed' | 'zero-alloc' | 'zero-plain' | 'normal' | 'unallocated'
-
-/**
- * Type of the L2 entry with high and low words hi, lo. With extended L2 entries bit 0 is not a
- * zero flag (the subcluster bitmap says that). With an external data file, offset 0 with the
- * COPIED flag is a real cluster at offset 0 of the data file.
- */
-export function clusterType(hi: number, lo: number, extendedL2: boolean, externalData: boolean): ClusterType {
-  if ((hi & 0x40000000) !== 0) return 'compressed'
-  const hasOff = (hi & 0x00ffffff) !== 0 || (lo & 0xfffffe00) !== 0
-  if ((lo & 1) !== 0 && !extendedL2) return hasOff ? 'zero-alloc' : 'zero-plain'
-  if (!hasOff) return externalData && (hi & 0x80000000) !== 0 ? 'normal' : 'unallocated'
-  return 'normal'
-}
 
 /** Fragmentation counters of the active L1 (QEMU BlockFragInfo, CHECK_FRAG_INFO). */
 export interface FragInfo {
@@ -134,7 +109,7 @@ class Walker {
   async run(): Promise<string | undefined> {
     const { h, cs, input } = this
     this.inc(0, cs)
-    const failed = await this.l1(BigInt(h.l1TableOffset), h.l1Size, true)
+    const failed = await this.l1(h.raw.l1TableOffset, h.l1Size, true)
     if (failed) return failed
     if (input.externalData && input.snapshots.length > 0) {
       this.f.error(`ERROR ${input.snapshots.length} snapshots in image with data file`)
@@ -153,8 +128,8 @@ class Walker {
       if (failed) return failed
     }
     await this.l2Tables()
-    this.inc(input.snapshotTable.offset, input.snapshotTable.size)
-    this.inc(h.refcountTableOffset, h.refcountTableClusters * cs)
+    this.inc(input.snapshotTable.offset, input.snapshotTable.size, 1, h.raw.snapshotsOffset)
+    this.inc(h.refcountTableOffset, h.refcountTableClusters * cs, 1, h.raw.refcountTableOffset)
     if (input.crypto && input.crypto.length > 0) this.inc(input.crypto.offset, input.crypto.length)
     if (input.directory) {
       const failed = await this.bitmaps(input.directory)
@@ -166,9 +141,9 @@ class Walker {
   }
 
   /** Count a bitmap structure's references and remember them for the overlap check. */
-  private incBitmap(offset: Offset, size: number, what: string, times = 1): void {
-    this.inc(offset, size, times)
-    if (typeof offset !== 'number' || size <= 0 || offset + size > this.fileSize + this.cs) return
+  private incBitmap(offset: number, size: number, what: string, times = 1, raw?: bigint): void {
+    this.inc(offset, size, times, raw)
+    if (size <= 0 || offset + size > this.fileSize + this.cs) return
     const last = Math.floor((offset + size - 1) / this.cs)
     for (let k = Math.floor(offset / this.cs); k <= last; k++) {
       const r = this.bitmapRefs.get(k)
@@ -192,18 +167,20 @@ class Walker {
     if (shown > 20) this.f.warning(`${shown - 20} more clusters are shared between bitmap structures and other metadata`)
   }
 
-  /** QEMU's qcow2_inc_refcounts_imrt: one reference to every cluster touched by the range. */
-  private inc(offset: Offset, size: number, times = 1): void {
+  /**
+   * QEMU's qcow2_inc_refcounts_imrt: one reference to every cluster touched by the range.
+   * `raw`: the offset as stored, for the message when `offset` is FAR (docs/format.md §0.3).
+   */
+  private inc(offset: number, size: number, times = 1, raw?: bigint): void {
     if (size <= 0 || times <= 0) return
     const cs = this.cs
-    const n = typeof offset === 'bigint' ? Infinity : offset + size - this.fileSize
-    if (n >= cs) {
-      this.f.error(`ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x${hex(offset)} size 0x${hex(size)}`, typeof offset === 'number' ? { offset } : {}, times)
+    if (offset >= FAR || offset + size - this.fileSize >= cs) {
+      const exact = offset >= FAR ? raw ?? BigInt(offset) : offset
+      this.f.error(`ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x${hex(exact)} size 0x${hex(size)}`, offset < FAR ? { offset } : {}, times)
       return
     }
-    const off = offset as number
-    const last = Math.floor((off + size - 1) / cs)
-    for (let k = Math.floor(off / cs); k <= last; k++) {
+    const last = Math.floor((offset + size - 1) / cs)
+    for (let k = Math.floor(offset / cs); k <= last; k++) {
       const lost = this.counts.add(k, times)
       if (lost > 0) {
         this.f.error(`ERROR: overflow cluster offset=0x${hex(k * cs)}`, { cluster: k, offset: k * cs }, lost)
@@ -221,36 +198,35 @@ class Walker {
    */
   private async l1(offsetRaw: bigint, size: number, active: boolean): Promise<string | undefined> {
     if (size === 0) return undefined
-    const offset = offsetRaw <= BigInt(MAX_SAFE) ? Number(offsetRaw) : offsetRaw
-    this.inc(offset, size * 8)
-    if (!readable(offsetRaw, size * 8)) {
+    const offset = offsetFrom(offsetRaw)
+    this.inc(offset, size * L1_ENTRY_SIZE, 1, offsetRaw)
+    if (!readable(offsetRaw, size * L1_ENTRY_SIZE)) {
       this.f.internal('ERROR: I/O error in check_refcounts_l1')
       return 'Input/output error'
     }
-    if (typeof offset === 'bigint') return undefined // reads as zeros
+    if (offset >= this.fileSize) return undefined // reads as zeros
     const cs = this.cs
     for (let first = 0; first < size; first += L1_CHUNK) {
       throwIfAborted(this.input.signal)
       const n = Math.min(L1_CHUNK, size - first)
-      const at = offset + first * 8
+      const at = offset + first * L1_ENTRY_SIZE
       if (at >= this.fileSize) break // the rest reads as zeros
-      const buf = await readPadded(this.dev, at, n * 8)
+      const buf = await readPadded(this.dev, at, n * L1_ENTRY_SIZE)
       const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
       for (let i = 0; i < n; i++) {
-        const hi = v.getUint32(i * 8)
-        const lo = v.getUint32(i * 8 + 4)
+        const hi = v.getUint32(i * L1_ENTRY_SIZE)
+        const lo = v.getUint32(i * L1_ENTRY_SIZE + 4)
         if (hi === 0 && lo === 0) continue
-        if ((hi & 0x7f000000) !== 0 || (lo & 0x1ff) !== 0) {
-          this.f.error(`ERROR found L1 entry with reserved bits set: ${hex(u64(hi, lo))}`, { offset: at + i * 8 })
+        if (l1Reserved(hi, lo)) {
+          this.f.error(`ERROR found L1 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, { offset: at + i * L1_ENTRY_SIZE })
         }
-        const loOff = (lo & 0xfffffe00) >>> 0
-        const l2 = offsetOf(hi & 0x00ffffff, loOff)
+        const l2 = entryOffset(hi, lo)
         this.inc(l2, cs)
-        if ((loOff & (cs - 1)) !== 0) {
-          this.f.error(`ERROR l2_offset=${hex(l2)}: Table is not cluster aligned; L1 entry corrupted`, typeof l2 === 'number' ? { offset: l2 } : {})
+        if ((offsetLowWord(lo) & (cs - 1)) !== 0) {
+          this.f.error(`ERROR l2_offset=${hex(l2)}: Table is not cluster aligned; L1 entry corrupted`, { offset: l2 })
         }
         // A table wholly past the end of the file reads as zeros: it references nothing.
-        if (typeof l2 === 'bigint' || l2 >= this.fileSize) continue
+        if (l2 >= this.fileSize) continue
         const use = this.l2Uses.get(l2)
         if (use) { use.total++; if (active) use.active++ }
         else this.l2Uses.set(l2, { total: 1, active: active ? 1 : 0 })
@@ -312,12 +288,8 @@ class Walker {
     const dataFile = this.input.externalData
     const buf = await this.readL2(tableOffset, sorted, at)
     const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-    const esize = ext ? 16 : 8
+    const esize = l2EntrySize(ext)
     const n = cs / esize
-    // QEMU's compressed cluster descriptor: x = 62 - (cluster_bits - 8)
-    const csizeShift = BigInt(62 - (this.h.clusterBits - 8))
-    const csizeMask = BigInt((1 << (this.h.clusterBits - 8)) - 1)
-    const offsetMask = (1n << csizeShift) - 1n
     let nextContiguous = 0
     let allocated = 0, fragmented = 0, compressed = 0
     // Most entries of a sparse image are zero: skip them through a word view (zero is zero in
@@ -332,58 +304,52 @@ class Walker {
       const p = i * esize
       const hi = v.getUint32(p)
       const lo = v.getUint32(p + 4)
-      const bhi = ext ? v.getUint32(p + 8) : 0
-      const blo = ext ? v.getUint32(p + 12) : 0
-      if (hi === 0 && lo === 0 && bhi === 0 && blo === 0) continue
+      // extended L2: the subcluster bitmap, zero bits (32-63) and allocation bits (0-31)
+      const zeroBits = ext ? v.getUint32(p + 8) : 0
+      const allocBits = ext ? v.getUint32(p + 12) : 0
+      if (hi === 0 && lo === 0 && zeroBits === 0 && allocBits === 0) continue
       const place = { offset: tableOffset + p }
-      const isCompressed = (hi & 0x40000000) !== 0
-      const stdOff = offsetOf(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0)
       const type = clusterType(hi, lo, ext, dataFile)
 
-      if (!isCompressed && ((hi & 0x3f000000) !== 0 || (lo & 0x1fe) !== 0)) {
-        f.error(`ERROR found l2 entry with reserved bits set: ${hex(u64(hi, lo))}`, place, times)
+      if (!isCompressed(hi) && l2Reserved(hi, lo)) {
+        f.error(`ERROR found l2 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, place, times)
       }
       switch (type) {
         case 'compressed': {
-          let e = u64(hi, lo)
-          if ((hi & 0x80000000) !== 0) {
-            f.error(`ERROR: coffset=0x${hex(e & offsetMask)}: copied flag must never be set for compressed clusters`, place, times)
-            e &= ~(1n << 63n)
-          }
+          const c = compressedCluster(hi, lo, this.h.clusterBits)
+          if (isCopied(hi)) f.error(`ERROR: coffset=0x${hex(c.offsetRaw)}: copied flag must never be set for compressed clusters`, place, times)
+          const e = entryU64(hi, lo) & ~QCOW_OFLAG_COPIED
           if (dataFile) { f.error(`ERROR compressed cluster ${i} with data file, entry=0x${hex(e)}`, place, times); break }
-          if (bhi !== 0 || blo !== 0) {
+          if (zeroBits !== 0 || allocBits !== 0) {
             f.error(`ERROR compressed cluster ${i} with non-zero subcluster allocation bitmap, entry=0x${hex(e)}`, place, times)
             break
           }
-          const coffset = e & offsetMask
-          const sectors = Number((e >> csizeShift) & csizeMask) + 1
-          const csize = sectors * 512 - Number(coffset & 511n)
-          this.inc(coffset <= BigInt(MAX_SAFE) ? Number(coffset) : coffset, csize, times)
+          this.inc(offsetFrom(c.offsetRaw), c.size, times, c.offsetRaw)
           allocated++; compressed++; fragmented++
           break
         }
         case 'zero-alloc':
         case 'normal': {
-          if ((bhi & blo) !== 0) {
-            f.error(`ERROR offset=${hex(stdOff)}: Allocated cluster has corrupted subcluster allocation bitmap`, place, times)
+          const off = entryOffset(hi, lo)
+          if ((zeroBits & allocBits) !== 0) {
+            f.error(`ERROR offset=${hex(off)}: Allocated cluster has corrupted subcluster allocation bitmap`, place, times)
           }
-          if ((((lo & 0xfffffe00) >>> 0) & (cs - 1)) !== 0) {
-            const containsData = ext ? blo !== 0 : (lo & 1) === 0
+          if ((offsetLowWord(lo) & (cs - 1)) !== 0) {
+            const containsData = ext ? allocBits !== 0 : type === 'normal'
             f.error(containsData
-              ? `ERROR offset=${hex(stdOff)}: Data cluster is not properly aligned; L2 entry corrupted.`
-              : `ERROR offset=${hex(stdOff)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`, place, times)
+              ? `ERROR offset=${hex(off)}: Data cluster is not properly aligned; L2 entry corrupted.`
+              : `ERROR offset=${hex(off)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`, place, times)
           }
           allocated++
-          const o = typeof stdOff === 'number' ? stdOff : Number(stdOff)
-          if (nextContiguous && o !== nextContiguous) fragmented++
-          nextContiguous = o + cs
-          if (!dataFile) this.inc(stdOff, cs, times)
+          if (nextContiguous && off !== nextContiguous) fragmented++
+          nextContiguous = off + cs
+          if (!dataFile) this.inc(off, cs, times)
           break
         }
         case 'zero-plain':
           break
         case 'unallocated':
-          if (blo !== 0) f.error('ERROR: Unallocated cluster has non-zero subcluster allocation map', place, times)
+          if (allocBits !== 0) f.error('ERROR: Unallocated cluster has non-zero subcluster allocation map', place, times)
           break
       }
     }
@@ -400,12 +366,12 @@ class Walker {
     const cs = this.cs
     this.incBitmap(dir.offset, dir.size, 'bitmap directory')
     // Each distinct table is read once; its data clusters are counted once per entry using it.
-    const tables = new Map<string, { offsets: Offset[]; times: number; index: number }>()
+    const tables = new Map<string, { offsets: number[]; times: number; index: number }>()
     for (const e of dir.entries) {
       throwIfAborted(this.input.signal)
-      const tOff = tableOffsetOf(e)
-      this.incBitmap(tOff > MAX_SAFE ? e.tableOffsetRaw : tOff, e.tableSize * 8, `bitmap table of directory entry ${e.index}`)
-      if (!readable(e.tableOffsetRaw, e.tableSize * 8)) {
+      const bytes = e.tableSize * BME_TABLE_ENTRY_SIZE
+      this.incBitmap(e.tableOffset, bytes, `bitmap table of directory entry ${e.index}`, 1, e.tableOffsetRaw)
+      if (!readable(e.tableOffsetRaw, bytes)) {
         // bitmap_table_load fails (only possible for in_use bitmaps, the others were read at open)
         this.f.silentCorruption()
         return `Input/output error (the table of bitmap ${e.index} cannot be read)`
@@ -415,19 +381,19 @@ class Walker {
       if (seen) { seen.times++; continue }
       // check_dir_entry passed at open, so table_size * cs <= 512 MiB: at most 8 MiB of table,
       // of which only the part inside the file can hold non-zero entries.
-      const table = await readInFile(this.dev, tOff, e.tableSize * 8)
+      const table = await readInFile(this.dev, e.tableOffset, bytes)
       const v = new DataView(table.buffer, table.byteOffset, table.byteLength)
-      const offsets: Offset[] = []
-      for (let i = 0; i < table.length >>> 3; i++) {
-        const hi = v.getUint32(i * 8)
-        const lo = v.getUint32(i * 8 + 4)
+      const offsets: number[] = []
+      for (let i = 0; i < table.length / BME_TABLE_ENTRY_SIZE; i++) {
+        const hi = v.getUint32(i * BME_TABLE_ENTRY_SIZE)
+        const lo = v.getUint32(i * BME_TABLE_ENTRY_SIZE + 4)
         if (hi === 0 && lo <= 1) continue
-        if (checkTableEntry(u64(hi, lo), cs)) {
+        if (checkTableEntry(entryU64(hi, lo), cs)) {
           // bitmap_table_load fails: QEMU counts one corruption and abandons the check.
           this.f.silentCorruption()
-          return `Invalid argument (bitmap table of bitmap ${e.index} has an invalid entry ${i} at 0x${hex(tOff + i * 8)})`
+          return `Invalid argument (bitmap table of bitmap ${e.index} has an invalid entry ${i} at 0x${hex(e.tableOffset + i * BME_TABLE_ENTRY_SIZE)})`
         }
-        offsets.push(offsetOf(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0))
+        offsets.push(dataOffsetOf(hi, lo))
       }
       tables.set(key, { offsets, times: 1, index: e.index })
     }
@@ -442,7 +408,7 @@ class Walker {
     const tableOffset = this.h.refcountTableOffset
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!
-      const place = { offset: tableOffset + i * 8 }
+      const place = { offset: tableOffset + i * REFTABLE_ENTRY_SIZE }
       if (e.reserved) { f.error(`ERROR refcount table entry ${i} has reserved bits set`, place); continue }
       if (!e.aligned) { f.error(`ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`, place); continue }
       const cluster = Math.floor(e.offset / cs)

@@ -9,12 +9,25 @@
  * id, name; the next entry starts at the next multiple of 8.
  */
 import type { BlockDevice } from '../device.js'
+import { offsetFromWords, u64Of } from '../bytes.js'
 import { MAX_L1_BYTES, MAX_SNAPSHOTS } from '../qcow2/constants.js'
 import type { Header } from '../qcow2/header.js'
-import { readPadded } from './padded.js'
+import { SNAPSHOT_HEADER_SIZE, snapshotTableProblem } from '../qcow2/open.js'
+import { readPadded } from '../padded.js'
 
-/** Size of the fixed part of an entry (QEMU QCowSnapshotHeader). */
-export const SNAPSHOT_HEADER_SIZE = 40
+/** Byte offsets inside a snapshot table entry (QEMU QCowSnapshotHeader). */
+export const SnapshotField = {
+  l1TableOffset: 0,
+  l1Size: 8,
+  idStrSize: 12,
+  nameSize: 14,
+  dateSec: 16,
+  dateNsec: 20,
+  vmClockNsec: 24,
+  vmStateSize: 32,
+  extraDataSize: 36,
+} as const
+
 /** QEMU's QCOW_MAX_SNAPSHOT_EXTRA_DATA */
 export const MAX_SNAPSHOT_EXTRA_DATA = 1024
 /** QEMU's QCOW_MAX_SNAPSHOTS_SIZE */
@@ -27,7 +40,7 @@ export interface Snapshot {
   readonly index: number
   /** absolute offset of the entry */
   readonly offset: number
-  /** l1_table_offset (approximate above 2^53, which is past any file end) */
+  /** l1_table_offset; FAR above 2^53 (docs/format.md §0.3) */
   readonly l1TableOffset: number
   /** l1_table_offset exactly */
   readonly l1TableOffsetRaw: bigint
@@ -54,10 +67,9 @@ function cString(b: Uint8Array): string {
 /** Read nb_snapshots entries at snapshots_offset, bounded by QEMU's 65536 entries and 64 MiB. */
 export async function readSnapshotTable(dev: BlockDevice, h: Header): Promise<SnapshotTable> {
   const cs = h.clusterSize
+  const bad = snapshotTableProblem(h)
+  if (bad) return { ok: false, error: `ERROR snapshot table ${bad.problem}`, errno: bad.errno }
   if (h.nbSnapshots === 0) return { ok: true, snapshots: [], offset: h.snapshotsOffset, size: 0 }
-  // qcow2_validate_table(snapshots_offset, nb_snapshots, 40, 40 * 65536)
-  if (h.nbSnapshots > MAX_SNAPSHOTS) return { ok: false, error: 'ERROR snapshot table too large', errno: 'EFBIG' }
-  if (h.snapshotsOffset % cs !== 0) return { ok: false, error: 'ERROR snapshot table offset invalid', errno: 'EINVAL' }
 
   // The whole table lies within 64 MiB plus one entry of its start: read that (or up to the
   // end of the file) once, zero-padded like every QEMU read.
@@ -78,12 +90,14 @@ export async function readSnapshotTable(dev: BlockDevice, h: Header): Promise<Sn
   for (let i = 0; i < h.nbSnapshots; i++) {
     tableLength = Math.ceil(tableLength / 8) * 8
     pos = Math.ceil(pos / 8) * 8
-    const hi = u32(pos)
-    const lo = u32(pos + 4)
-    const l1Size = u32(pos + 8)
-    const idSize = u32(pos + 12) >>> 16
-    const nameSize = u32(pos + 12) & 0xffff
-    const extraDataSize = u32(pos + 36)
+    const hi = u32(pos + SnapshotField.l1TableOffset)
+    const lo = u32(pos + SnapshotField.l1TableOffset + 4)
+    const l1Size = u32(pos + SnapshotField.l1Size)
+    // id_str_size and name_size: two u16 in one word
+    const sizes = u32(pos + SnapshotField.idStrSize)
+    const idSize = sizes >>> 16
+    const nameSize = sizes & 0xffff
+    const extraDataSize = u32(pos + SnapshotField.extraDataSize)
     if (extraDataSize > MAX_SNAPSHOT_EXTRA_DATA) {
       return { ok: false, error: `ERROR failed to read the snapshot table: Too much extra metadata in snapshot table entry ${i}`, errno: 'EFBIG' }
     }
@@ -100,8 +114,8 @@ export async function readSnapshotTable(dev: BlockDevice, h: Header): Promise<Sn
     snapshots.push({
       index: i,
       offset: entryOffset,
-      l1TableOffset: hi * 2 ** 32 + lo,
-      l1TableOffsetRaw: (BigInt(hi) << 32n) | BigInt(lo),
+      l1TableOffset: offsetFromWords(hi, lo),
+      l1TableOffsetRaw: u64Of(hi, lo),
       l1Aligned: lo % cs === 0,
       l1Size,
       extraDataSize,

@@ -1,5 +1,5 @@
 /**
- * The refcounts stored in the image (spec §5.1-§5.2), read the way QEMU reads them during a
+ * The refcounts stored in the image (docs/format.md §5.1-§5.2), read the way QEMU reads them during a
  * check: the refcount table as the header describes it (entries past the end of the file read
  * as zero), each refcount block on demand through a bounded cache, reserved bits of a table
  * entry ignored for the lookup (REF qcow2_get_refcount masks them off), and a block at an
@@ -8,13 +8,20 @@
  */
 import type { BlockDevice } from '../device.js'
 import type { Header } from '../qcow2/header.js'
-import { getRefcountEntry } from '../qcow2/refcount.js'
-import { readPadded, readable } from './padded.js'
+import { FAR, offsetFromWords, u64Of } from '../bytes.js'
+import { REFT_OFFSET_MASK, REFT_RESERVED_MASK } from '../qcow2/constants.js'
+import { REFTABLE_ENTRY_SIZE, getRefcountEntry } from '../qcow2/refcount.js'
+import { readPadded, readable } from '../padded.js'
+
+const OFFSET_LO = Number(REFT_OFFSET_MASK & 0xffffffffn)
+const RESERVED_LO = Number(REFT_RESERVED_MASK)
 
 /** One refcount table entry as QEMU sees it. */
 export interface ReftableEntry {
-  /** entry & REFT_OFFSET_MASK (approximate above 2^53, which is far past any file end) */
+  /** entry & REFT_OFFSET_MASK; FAR above 2^53 (docs/format.md §0.3) */
   readonly offset: number
+  /** the exact offset when `offset` is FAR, for messages */
+  readonly offsetRaw?: bigint
   /** entry & REFT_RESERVED_MASK != 0 */
   readonly reserved: boolean
   /** the offset is a multiple of the cluster size */
@@ -60,16 +67,19 @@ export class StoredRefcounts {
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)
     const entries: ReftableEntry[] = []
     const csMask = h.clusterSize - 1
-    for (let i = 0; i < bytes / 8; i++) {
-      const hi = view.getUint32(i * 8)
-      const lo = view.getUint32(i * 8 + 4)
+    for (let i = 0; i < bytes / REFTABLE_ENTRY_SIZE; i++) {
+      const hi = view.getUint32(i * REFTABLE_ENTRY_SIZE)
+      const lo = view.getUint32(i * REFTABLE_ENTRY_SIZE + 4)
       if (hi === 0 && lo === 0) { entries.push(NO_BLOCK); continue }
-      const loOff = (lo & ~0x1ff) >>> 0
+      const loOff = (lo & OFFSET_LO) >>> 0
+      const offset = offsetFromWords(hi, loOff)
+      const raw = u64Of(hi, loOff)
       entries.push({
-        offset: hi * 2 ** 32 + loOff,
-        reserved: (lo & 0x1ff) !== 0,
+        offset,
+        ...(offset >= FAR ? { offsetRaw: raw } : {}),
+        reserved: (lo & RESERVED_LO) !== 0,
         aligned: (loOff & csMask) === 0,
-        unreadable: !readable((BigInt(hi) << 32n) | BigInt(loOff), h.clusterSize),
+        unreadable: !readable(raw, h.clusterSize),
       })
     }
     return new StoredRefcounts(dev, h, entries)

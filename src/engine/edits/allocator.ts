@@ -1,5 +1,5 @@
 /**
- * The one refcount-aware allocator (spec §5.5). Works on a copy of every refcount; records
+ * The one refcount-aware allocator (docs/format.md §5.5). Works on a copy of every refcount; records
  * which refcount blocks changed, adds refcount blocks (that may count themselves) and grows
  * and moves the refcount table when the image outgrows it. Nothing is written here: the
  * planner serializes the changed blocks and the committer writes them.
@@ -121,7 +121,7 @@ export class Allocator {
     this.set(c, v + 1)
   }
 
-  /** Fixed point of spec §5.5 step 3: every used cluster covered by a refblock listed in the reftable. */
+  /** Fixed point of docs/format.md §5.5 step 3: every used cluster covered by a refblock listed in the reftable. */
   private ensureCoverage(): void {
     for (let guard = 0; guard < 1000; guard++) {
       const highest = this.highestUsed()

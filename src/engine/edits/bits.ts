@@ -1,4 +1,4 @@
-/** Bit-array helpers for edits: set ranges, iterate runs of an in-memory bitmap (spec §4.4 layout). */
+/** Bit-array helpers for edits: set ranges, iterate runs of an in-memory bitmap (docs/format.md §4.4 layout). */
 
 function bitAt(buf: Uint8Array, k: number): number {
   return (buf[k >>> 3]! >>> (k & 7)) & 1

@@ -1,5 +1,5 @@
 /**
- * The committer: the only engine code that writes. Order of spec §6.3: new clusters and
+ * The committer: the only engine code that writes. Order of docs/format.md §6.3: new clusters and
  * refcount increments, flush; cluster 0 in one write, flush; refcount decrements, flush.
  */
 import type { WritableBlockDevice } from '../device.js'

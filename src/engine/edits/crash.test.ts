@@ -6,7 +6,7 @@
  * open in qbm (no bitmaps error, no invalid bitmap), pass `qemu-img check` with exit 0 or 3
  * (leaks allowed, never 1 or 2), and show the bitmaps (names, flags, granularity, extents as qbm
  * reads them; the list `qemu-img info` prints) either all in the old state or all in the new
- * one: old exactly while the header write (spec §6.3 step 2) has not landed, new from then on.
+ * one: old exactly while the header write (docs/format.md §6.3 step 2) has not landed, new from then on.
  * The error path (write k throws) must leave exactly the same bytes as a power cut at k.
  *
  * Then the real CLI is killed with SIGKILL at random moments during a big edit, in a bounded
@@ -287,7 +287,7 @@ describe('power cut after every write of a plan', () => {
         const isOld = same(st, oldState)
         const isNew = same(st, newState)
         expect(isOld || isNew, `k=${k}: neither the old nor the new state:\n${JSON.stringify(st)}`).toBe(true)
-        // old exactly until the single header write lands (spec §6.3)
+        // old exactly until the single header write lands (docs/format.md §6.3)
         expect(isNew, `k=${k} (header is write ${headerIndex})`).toBe(k > headerIndex)
 
         const p = join(dir, `k${k}.qcow2`)

@@ -1,5 +1,5 @@
 /**
- * Regenerating cluster 0 the way QEMU's qcow2_update_header does (spec §1.4): header fields
+ * Regenerating cluster 0 the way QEMU's qcow2_update_header does (docs/format.md §1.4): header fields
  * and unknown header fields kept byte-exact, extensions kept verbatim (the bitmaps one
  * replaced, added or dropped), end record, backing file name right after it, zeros to the end.
  */
@@ -22,7 +22,7 @@ export function buildCluster0(img: Image, ch: HeaderChange): Uint8Array {
   const h = img.header
   const cs = h.clusterSize
   // v2 has no autoclear field and cannot store bitmaps: the only v2 rewrite is dropping a
-  // bitmaps extension (spec §9), header fields and other extensions kept as they are.
+  // bitmaps extension (docs/format.md §9), header fields and other extensions kept as they are.
   if (h.version !== 3 && !(h.version === 2 && ch.bitmaps === null)) throw new ConstraintError('qbm writes only qcow2 v3 images (v2 cannot store bitmaps)')
   const out = new Uint8Array(cs)
   out.set(img.cluster0.subarray(0, h.headerLength), 0)

@@ -3,7 +3,7 @@
  * in-use bitmaps whose stored bits cannot be kept, refcounts past the end of the file, QEMU's
  * count and directory limits, a directory of thousands of entries, a header area that barely
  * fits (long backing file name with 512-byte clusters), and unknown header fields, unknown
- * extensions and autoclear bits (spec §1.4, §3.3, §5.5, §8).
+ * extensions and autoclear bits (docs/format.md §1.4, §3.3, §5.5, §8).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -187,7 +187,7 @@ describe("QEMU's limits on the directory", () => {
   })
 })
 
-describe('header rewrite (spec §1.4)', () => {
+describe('header rewrite (docs/format.md §1.4)', () => {
   it('512-byte clusters: a long backing file name that still fits is kept; one that does not is refused', async () => {
     const dir = freshDir('longname')
     // header 112 + backing format ext 16 + bitmaps ext 32 + end 8 = 168: 344 bytes left for the name

@@ -1,5 +1,5 @@
 /**
- * Planning edits (spec §8): apply a list of edits to an in-memory model of the bitmap list,
+ * Planning edits (docs/format.md §8): apply a list of edits to an in-memory model of the bitmap list,
  * then lay the result out in new clusters through the allocator and return the plan as data.
  * Nothing is written here; edits/commit.ts is the only code that writes.
  */
@@ -107,7 +107,7 @@ function checkName(list: ModelList, name: string, op: string, subject?: string):
   return bytes
 }
 
-/** Refuse when the directory would pass QEMU's limit (spec §3.3) after growing by `delta` bytes. */
+/** Refuse when the directory would pass QEMU's limit (docs/format.md §3.3) after growing by `delta` bytes. */
 function checkDirectorySize(list: ModelList, delta: number, op: string, name: string): void {
   if (list.dirBytes + delta > QCOW2_MAX_BITMAP_DIRECTORY_SIZE) {
     throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: the bitmap directory would be ${list.dirBytes + delta} bytes, over QEMU's ${QCOW2_MAX_BITMAP_DIRECTORY_SIZE}`)
@@ -337,10 +337,10 @@ export async function planEdits(img: Image, edits: Edit[], opts: PlanOptions = {
   return layout(img, { list, summary, dropped: [], warnings })
 }
 
-/** Plan a repair (spec §8 "recover"). */
+/** Plan a repair (docs/format.md §8 "recover"). */
 export async function planRepair(img: Image, repair: Repair, opts: PlanOptions = {}): Promise<Plan> {
   // A v2 image may still carry a bitmaps extension (e.g. after `qemu-img amend -o compat=0.10`):
-  // dropping it is the one write qbm does on v2 (spec §9); v2 has no feature bits to check.
+  // dropping it is the one write qbm does on v2 (docs/format.md §9); v2 has no feature bits to check.
   const v2Drop = img.header.version === 2 && repair === 'drop-all-bitmaps' && (img.bitmapsExtension !== undefined || img.bitmapsError !== undefined)
   const refusal = v2Drop ? undefined : editRefusal(img)
   if (refusal) throw new ConstraintError(`cannot repair: ${refusal}`)

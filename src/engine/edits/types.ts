@@ -1,4 +1,4 @@
-/** Edits, repairs and plans as plain data (spec §8). */
+/** Edits, repairs and plans as plain data (docs/format.md §8). */
 import type { Image } from '../image.js'
 
 export type ClearInUseMode = 'keep' | 'dirty' | 'empty'
@@ -30,7 +30,7 @@ export interface PlannedWrite {
 
 /**
  * An edit's plan: the committer writes `writes`, flushes, writes `header` (cluster 0) in one
- * write, flushes, writes `frees`, flushes (spec §6.3). A crash between any two writes leaves
+ * write, flushes, writes `frees`, flushes (docs/format.md §6.3). A crash between any two writes leaves
  * either the old or the new bitmaps, at worst with leaked clusters.
  */
 export interface Plan {

@@ -1,5 +1,5 @@
 /**
- * Header extensions (spec §1.3): a list of (type, length, data) records after the header,
+ * Header extensions (docs/format.md §1.3): a list of (type, length, data) records after the header,
  * read until the end record or the end of the extension area. Unknown ones are kept verbatim
  * so that a header rewrite can put them back byte-exact.
  */

@@ -1,8 +1,8 @@
 /**
- * The qcow2 header (spec §1.1): decode with every check QEMU makes in qcow2_do_open that
+ * The qcow2 header (docs/format.md §1.1): decode with every check QEMU makes in qcow2_do_open that
  * matters before bitmaps can be read.
  */
-import { Cursor } from '../bytes.js'
+import { Cursor, offsetFrom } from '../bytes.js'
 import { FormatError } from '../errors.js'
 import {
   AUTOCLEAR_NAMES, COMPATIBLE_NAMES, HeaderField as F, INCOMPATIBLE_NAMES, MAX_BACKING_FILE_NAME,
@@ -21,11 +21,16 @@ export interface Header {
   readonly diskLength: number
   readonly cryptMethod: number
   readonly l1Size: number
+  /** FAR above 2^53 (QEMU reads zeros there); exact value in `raw` */
   readonly l1TableOffset: number
+  /** FAR above 2^53 (QEMU reads zeros there); exact value in `raw` */
   readonly refcountTableOffset: number
   readonly refcountTableClusters: number
   readonly nbSnapshots: number
+  /** FAR above 2^53 (QEMU accepts any offset when nb_snapshots is 0); exact value in `raw` */
   readonly snapshotsOffset: number
+  /** the 64-bit offsets as stored, for messages and QEMU's range checks (docs/format.md §0.3) */
+  readonly raw: { readonly l1TableOffset: bigint; readonly refcountTableOffset: bigint; readonly snapshotsOffset: bigint }
   readonly incompatibleFeatures: bigint
   readonly compatibleFeatures: bigint
   readonly autoclearFeatures: bigint
@@ -37,6 +42,9 @@ export interface Header {
 }
 
 export const HEADER_STRUCT = 'qcow2 header'
+
+/** QEMU's INT64_MAX, the end of the range its tables may occupy (qcow2_validate_table). */
+export const INT64_MAX = (1n << 63n) - 1n
 
 /** Decode the header from the start of cluster 0 (at least 104 bytes, or what the file has). */
 export function decodeHeader(buf: Uint8Array, fileSize: number): Header {
@@ -82,11 +90,17 @@ export function decodeHeader(buf: Uint8Array, fileSize: number): Header {
     if (backingFileOffset + backingFileSize > clusterSize) throw c.error(F.backingFileOffset, 'backing_file_offset', 'puts the backing file name outside cluster 0', backingFileOffset)
   }
   const size = c.u64n(F.size, 'size')
-  const l1TableOffset = c.u64n(F.l1TableOffset, 'l1_table_offset')
-  const refcountTableOffset = c.u64n(F.refcountTableOffset, 'refcount_table_offset')
-  const snapshotsOffset = c.u64n(F.snapshotsOffset, 'snapshots_offset')
-  if (refcountTableOffset % clusterSize !== 0) throw c.error(F.refcountTableOffset, 'refcount_table_offset', 'is not cluster aligned', refcountTableOffset)
-  if (l1TableOffset % clusterSize !== 0) throw c.error(F.l1TableOffset, 'l1_table_offset', 'is not cluster aligned', l1TableOffset)
+  const raw = { l1TableOffset: c.u64(F.l1TableOffset), refcountTableOffset: c.u64(F.refcountTableOffset), snapshotsOffset: c.u64(F.snapshotsOffset) }
+  const refcountTableClusters = c.u32(F.refcountTableClusters)
+  const l1Size = c.u32(F.l1Size)
+  // QEMU's qcow2_validate_table: the table must start at a cluster boundary and end below 2^63.
+  const cs = BigInt(clusterSize)
+  if (raw.refcountTableOffset % cs !== 0n || raw.refcountTableOffset > INT64_MAX - BigInt(refcountTableClusters) * cs) {
+    throw c.error(F.refcountTableOffset, 'refcount_table_offset', raw.refcountTableOffset % cs !== 0n ? 'is not cluster aligned' : 'puts the table past 2^63 (Reference count table offset invalid)', raw.refcountTableOffset)
+  }
+  if (raw.l1TableOffset % cs !== 0n || raw.l1TableOffset > INT64_MAX - BigInt(l1Size) * 8n) {
+    throw c.error(F.l1TableOffset, 'l1_table_offset', raw.l1TableOffset % cs !== 0n ? 'is not cluster aligned' : 'puts the table past 2^63 (Active L1 table offset invalid)', raw.l1TableOffset)
+  }
   return {
     version,
     backingFileOffset,
@@ -96,12 +110,13 @@ export function decodeHeader(buf: Uint8Array, fileSize: number): Header {
     size,
     diskLength: Math.floor(size / 512) * 512,
     cryptMethod: c.u32(F.cryptMethod),
-    l1Size: c.u32(F.l1Size),
-    l1TableOffset,
-    refcountTableOffset,
-    refcountTableClusters: c.u32(F.refcountTableClusters),
+    l1Size,
+    l1TableOffset: offsetFrom(raw.l1TableOffset),
+    refcountTableOffset: offsetFrom(raw.refcountTableOffset),
+    refcountTableClusters,
     nbSnapshots: c.u32(F.nbSnapshots),
-    snapshotsOffset,
+    snapshotsOffset: offsetFrom(raw.snapshotsOffset),
+    raw,
     incompatibleFeatures,
     compatibleFeatures,
     autoclearFeatures,

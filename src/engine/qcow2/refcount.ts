@@ -1,5 +1,5 @@
 /**
- * Refcount table and refcount blocks (spec §5.1-§5.2): loading every refcount into one array
+ * Refcount table and refcount blocks (docs/format.md §5.1-§5.2): loading every refcount into one array
  * (by cluster index), and the packing of entries for every refcount width 1-64 bits.
  */
 import { FormatError, type AbortSignalLike, throwIfAborted } from '../errors.js'
@@ -8,6 +8,8 @@ import { MAX_REFTABLE_BYTES, REFT_OFFSET_MASK, REFT_RESERVED_MASK } from './cons
 import type { Header } from './header.js'
 
 export const REFTABLE_STRUCT = 'refcount table'
+/** Bytes of one refcount table entry. */
+export const REFTABLE_ENTRY_SIZE = 8
 
 /** Refcounts of every cluster, indexed by cluster number; implicitly 0 beyond `length`. */
 export interface Refcounts {

@@ -81,7 +81,7 @@ function oracleCases(fixtures: () => Fixture[]): void {
       expect(live !== undefined, `${f.name}: qemu-img info opens it (manifest says ${f.qemuOpens})`).toBe(f.qemuOpens)
       const info = qbmJson<QbmInfo>(['info', '--output=json', f.file], f.dir)
       if (!live) continue
-      // QEMU reports the disk length floor(size/512)*512 as its virtual size (spec §1.1).
+      // QEMU reports the disk length floor(size/512)*512 as its virtual size (docs/format.md §1.1).
       expect([info.diskLength, info.clusterSize], `${f.name}: disk length and cluster size`).toEqual([live.virtualSize, live.clusterSize])
       // QEMU lists nothing when it ignores the extension (autoclear bit 0 clear, or v2).
       const listed = info.bitmaps.filter((b) => b.status !== 'untrusted')

@@ -100,9 +100,13 @@ export function EditsPanel(): ReactNode {
         {pending.length > 0 && <button type="button" className="btn btn-small" onClick={actions.clearPending}>Unstage all</button>}
       </div>
       <p className="muted small">
-        {image.writable
-          ? 'Saving writes to the file itself, after you allow it. Chromium copies the whole file while saving.'
-          : 'Opened read-only: changes can be saved as a downloaded edited copy.'}
+        {image.writable && image.writeMode === 'in-place'
+          ? 'Saving writes the changed clusters in place on the host, as qbm bitmap does.'
+          : image.writable
+            ? 'Saving writes to the file itself, after you allow it. Chromium copies the whole file while saving.'
+            : image.writeMode === 'in-place'
+              ? `Read-only: ${image.readOnlyReason ?? 'this image cannot be edited here'}.`
+              : 'Opened read-only: changes can be saved as a downloaded edited copy.'}
       </p>
       {review && <ReviewDialog />}
     </section>

@@ -36,8 +36,11 @@ export function ImagePanel(): ReactNode {
         <Row label="File"><span className="mono break">{image.name}</span></Row>
         <Row label="Access">
           {image.writable
-            ? <span className="badge badge-ok" title="Opened through a file handle: edits can be written back to the file after you allow it.">writable handle</span>
-            : <span className="badge badge-muted" title="Opened as a plain File: qbm can read it; edits can only be downloaded as a copy.">read-only</span>}
+            ? image.writeMode === 'in-place'
+              ? <span className="badge badge-ok" title="On the host: edits are written in place.">writable in place</span>
+              : <span className="badge badge-ok" title="Opened through a file handle: edits can be written back to the file after you allow it.">writable handle</span>
+            : <span className="badge badge-muted" title={image.readOnlyReason ?? 'Opened as a plain File: qbm can read it; edits can only be downloaded as a copy.'}>read-only</span>}
+          {image.heldBy && <span className="small warn-mark"> open in {image.heldBy.text}</span>}
         </Row>
         <Row label="Virtual size"><Size n={s.virtualSize} /></Row>
         <Row label="File size"><Size n={s.fileSize} /></Row>

@@ -78,7 +78,7 @@ export function JobBar(): ReactNode {
         )}
         {known && (
           <span className="muted">
-            {' '}— {humanBytes(job.doneBytes)} of {humanBytes(job.totalBytes)} ({Math.floor(frac * 100)}%)
+            {' '}— {job.unit === 'images' ? `${job.doneBytes} of ${job.totalBytes} images` : `${humanBytes(job.doneBytes)} of ${humanBytes(job.totalBytes)}`} ({Math.floor(frac * 100)}%)
             {Number.isFinite(eta) && ` · about ${duration(eta)} left`}
           </span>
         )}
@@ -86,7 +86,7 @@ export function JobBar(): ReactNode {
       {copying && Number.isFinite(copyEstimate)
         ? <progress id={`job-${job.id}`} max={1} value={Math.min(0.99, elapsed / Math.max(copyEstimate, 0.001))} />
         : <progress id={`job-${job.id}`} max={known ? job.totalBytes : undefined} value={known ? job.doneBytes : undefined} />}
-      {(job.kind === 'scan' || job.kind === 'sha256' || job.kind === 'export' || job.kind === 'plan') && (
+      {(job.kind === 'scan' || job.kind === 'sha256' || job.kind === 'export' || job.kind === 'plan' || job.kind === 'host') && (
         <button type="button" className="btn btn-small" onClick={() => actions.cancelJob(job.id)}>
           Cancel
         </button>

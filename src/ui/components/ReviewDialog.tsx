@@ -90,7 +90,12 @@ export function ReviewDialog(): ReactNode {
             The commit allocates {review.plan.allocatedClusters} cluster{review.plan.allocatedClusters === 1 ? '' : 's'} and frees {review.plan.freedClusters},
             in {review.plan.writeCount} writes ({exact(review.plan.writeBytes)} bytes): new clusters first, then the header switches over in one write, then the old clusters are freed.
           </p>
-          {image.writable ? (
+          {image.writable && image.writeMode === 'in-place' ? (
+            <p className="small">
+              The host writes these {review.plan.writeCount} writes in place, in this order, with a flush between the steps — the same path as <span className="mono">qbm bitmap</span>.
+              Just before the first write it checks again that the file is the one these changes were planned on and that no QEMU process has opened it.
+            </p>
+          ) : image.writable ? (
             <p className="small">
               Saving copies the whole file ({humanBytes(review.plan.fileSize)}) into <span className="mono">{image.name}.crswap</span>, applies the writes there,
               and replaces the original in one step{review.plan.fileSize > 200e6 && <> — about {duration(review.plan.fileSize / COPY_BYTES_PER_S)}, and as much free disk space</>}.
@@ -110,9 +115,11 @@ export function ReviewDialog(): ReactNode {
             {saving ? 'Writing…' : 'Write to file'}
           </button>
         )}
-        <button type="button" className={image.writable ? 'btn' : 'btn btn-primary'} disabled={review.status !== 'ready'} onClick={() => void downloadCopy()}>
-          Download edited copy
-        </button>
+        {image.writeMode === 'copy' && (
+          <button type="button" className={image.writable ? 'btn' : 'btn btn-primary'} disabled={review.status !== 'ready'} onClick={() => void downloadCopy()}>
+            Download edited copy
+          </button>
+        )}
         <button type="button" className="btn" disabled={saving} onClick={actions.closeReview}>Close</button>
       </div>
     </dialog>

@@ -16,6 +16,7 @@ import { sourceName } from '../../session/sources.js'
 import { type AnalysisActions, type AnalysisState, createAnalysis, initialAnalysis } from './analysis.js'
 import { type EditSpec, type PendingEdit, toPlanRequest } from './edits.js'
 import { type MapActions, type MapState, createMapSlice, initialMap, keepMapSettings } from './map.js'
+import { type HostActions, type HostState, createHost, initialHost } from './host.js'
 
 /** Extents per page fetched from the worker. */
 export const EXTENT_PAGE = 256
@@ -23,12 +24,18 @@ export const EXTENT_PAGE = 256
 const MAX_PAGES = 400
 
 /** How an image came in ('launch': the operating system opened it with the installed app). */
-export type HowOpened = 'drop' | 'picker' | 'input' | 'demo' | 'recent' | 'launch'
+export type HowOpened = 'drop' | 'picker' | 'input' | 'demo' | 'recent' | 'host' | 'launch'
 
 export interface OpenImage {
   name: string
-  /** a FileSystemFileHandle backs it: "Write to file" is possible */
+  /** edits can be written back (a FileSystemFileHandle in the browser, `--write` on a host) */
   writable: boolean
+  /** why not, when not writable */
+  readOnlyReason?: string
+  /** 'copy': the browser copies the whole file per save; 'in-place': a host writes the changed clusters */
+  writeMode: 'copy' | 'in-place'
+  /** a QEMU process has it open (host only) */
+  heldBy?: OpenResult['heldBy']
   how: HowOpened
   summary: ImageSummary
 }
@@ -46,7 +53,7 @@ export interface BitmapStats {
   sha: 'idle' | 'running' | 'done' | 'error'
 }
 
-export type JobKind = 'open' | 'scan' | 'sha256' | 'export' | 'plan' | 'commit' | 'analysis'
+export type JobKind = 'open' | 'scan' | 'sha256' | 'export' | 'plan' | 'commit' | 'analysis' | 'host'
 
 export interface Job {
   id: number
@@ -59,6 +66,8 @@ export interface Job {
   step?: string
   /** a commit copies the whole file first: its size, for the ETA */
   fileSize?: number
+  /** what doneBytes/totalBytes count when not bytes */
+  unit?: 'images'
 }
 
 /** The review of the pending changes before they are saved. */
@@ -99,7 +108,7 @@ export interface AppError {
   info: ErrorInfo
 }
 
-export interface AppState extends AnalysisState, MapState {
+export interface AppState extends AnalysisState, HostState, MapState {
   image: OpenImage | null
   opening: string | null
   stats: Record<number, BitmapStats>
@@ -133,7 +142,7 @@ export interface AppState extends AnalysisState, MapState {
   firstHeatMs: number | null
 }
 
-export interface AppActions extends AnalysisActions, MapActions {
+export interface AppActions extends AnalysisActions, HostActions, MapActions {
   open(source: OpenSource, how: HowOpened): Promise<void>
   /** Open several images at once (a backing chain, or images to compare). */
   openMany(sources: OpenSource[], how: HowOpened): Promise<void>
@@ -226,6 +235,7 @@ function defaultMeasure(name: string, start: string, end: string): number | null
 const initial = (editsAvailable: boolean): AppState => ({
   ...initialAnalysis(),
   ...initialMap(),
+  ...initialHost(),
   image: null,
   opening: null,
   stats: {},
@@ -492,7 +502,11 @@ export function createAppStore(deps: StoreDeps): AppStore {
       const second = byName(keep?.compare ?? null)
       const sameDisk = keep?.view && keep.view.end <= summary.diskLength
       set({
-        image: { name: r.name, writable: r.writable, how, summary },
+        image: {
+          name: r.name, writable: r.writable, writeMode: r.writeMode, how, summary,
+          ...(r.readOnlyReason !== undefined ? { readOnlyReason: r.readOnlyReason } : {}),
+          ...(r.heldBy ? { heldBy: r.heldBy } : {}),
+        },
         stats,
         selected: first ? first.index : null,
         compare: second && second !== first ? second.index : null,
@@ -511,7 +525,11 @@ export function createAppStore(deps: StoreDeps): AppStore {
 
     function resetForImage(): Partial<AppState> {
       const keep = get()
-      return { ...initial(keep.editsAvailable), ...keepMapSettings(keep), recent: keep.recent, heatWidth: keep.heatWidth, sort: keep.sort, extentMode: keep.extentMode, heatMode: keep.heatMode }
+      return {
+        ...initial(keep.editsAvailable), recent: keep.recent, heatWidth: keep.heatWidth, sort: keep.sort, extentMode: keep.extentMode, heatMode: keep.heatMode,
+        ...keepMapSettings(keep),
+        host: keep.host, overview: keep.overview, overviewLoading: keep.overviewLoading, attentionOnly: keep.attentionOnly, checking: keep.checking,
+      }
     }
 
     /** Show another image of the open set (refused while edits for the shown one are pending). */
@@ -555,12 +573,29 @@ export function createAppStore(deps: StoreDeps): AppStore {
     })
 
     map = createMapSlice({ get: () => get(), set: (p) => set(p), client })
+    const host = createHost({
+      get: () => get(),
+      set: (p) => set(p),
+      client,
+      startJob: (label) => {
+        const { job, signal } = startJob('host', label)
+        set({ jobs: get().jobs.map((j) => (j.id === job.id ? { ...j, unit: 'images' as const } : j)) })
+        return { id: job.id, signal, progress: (d, t) => progress(job.id, d, t) }
+      },
+      endJob: (id) => endJob(id),
+      fail: (c, e) => fail(c, e),
+      isAbort,
+      openHost: (id, name) => get().open({ kind: 'host', id, name }, 'host'),
+      closeImage: () => get().closeImage(),
+      shownHostId: () => (currentSource?.kind === 'host' ? currentSource.id : undefined),
+    })
 
     // ---- actions -------------------------------------------------------------------------
     return {
       ...initial(deps.editsAvailable ?? false),
       ...analysis.actions,
       ...map.actions,
+      ...host,
 
       async open(source, how) {
         const gen = ++generation
@@ -867,25 +902,28 @@ export function createAppStore(deps: StoreDeps): AppStore {
         const img = s.image
         if (!img || r?.status !== 'ready') return false
         const src = currentSource
-        if (!src || src.kind !== 'handle') {
+        if (!src || (src.kind !== 'handle' && src.kind !== 'host')) {
           fail(`Writing ${img.name}`, { code: 'ConstraintError', message: 'This image was opened as a plain file, which the browser gives read-only. Use "Download edited copy", or open the file with "Open image…" or by dropping it.' })
           return false
         }
-        let ok = false
-        try {
-          ok = await requestWrite(src.handle)
-        } catch {
-          ok = false
-        }
-        if (!ok) {
-          fail(`Writing ${img.name}`, { code: 'NotAllowedError', message: `Permission to write to '${img.name}' was not granted.` })
-          return false
+        // A browser file needs readwrite permission, asked inside the click; a host writes itself.
+        if (src.kind === 'handle') {
+          let ok = false
+          try {
+            ok = await requestWrite(src.handle)
+          } catch {
+            ok = false
+          }
+          if (!ok) {
+            fail(`Writing ${img.name}`, { code: 'NotAllowedError', message: `Permission to write to '${img.name}' was not granted.` })
+            return false
+          }
         }
         const gen = generation
         const keep = { selected: bitmap(s.selected)?.name ?? null, compare: bitmap(s.compare)?.name ?? null, view: s.view }
         set({ review: { status: 'saving', plan: r.plan } })
         const { job } = startJob('commit', `Writing ${r.plan.summary.length} change${r.plan.summary.length === 1 ? '' : 's'} to ${img.name}`)
-        set({ jobs: get().jobs.map((j) => (j.id === job.id ? { ...j, step: 'copying', fileSize: r.plan.fileSize } : j)) })
+        if (r.plan.writeMode === 'copy') set({ jobs: get().jobs.map((j) => (j.id === job.id ? { ...j, step: 'copying', fileSize: r.plan.fileSize } : j)) })
         try {
           const res = await client.commitPlan(r.plan.planId, (d, t, step) => {
             if (gen === generation) set({ jobs: get().jobs.map((j) => (j.id === job.id ? { ...j, doneBytes: d, totalBytes: t, step } : j)) })

@@ -1,14 +1,14 @@
 /**
- * QEMU's limits and predicates for bitmaps (spec §3.3-§3.5, §4.3; BITMAP check_dir_entry,
+ * QEMU's limits and predicates for bitmaps (docs/format.md §3.3-§3.5, §4.3; BITMAP check_dir_entry,
  * check_table_entry, qcow2_co_can_store_new_dirty_bitmap). Shared by reader and editor.
  */
 import {
   BME_FLAG_IN_USE, BME_MAX_GRANULARITY_BITS, BME_MAX_NAME_SIZE, BME_MAX_PHYS_SIZE, BME_MAX_TABLE_SIZE,
   BME_MIN_GRANULARITY_BITS, BME_RESERVED_FLAGS, BME_TABLE_ENTRY_FLAG_ALL_ONES, BME_TABLE_ENTRY_OFFSET_MASK,
-  BME_TABLE_ENTRY_RESERVED_MASK, BT_DIRTY_TRACKING_BITMAP,
+  BME_TABLE_ENTRY_RESERVED_MASK, BT_DIRTY_TRACKING_BITMAP, DIR_ENTRY_HEADER_SIZE, DirEntryField as D,
 } from '../constants.js'
 
-/** Number of bits of a bitmap over a disk of `diskLength` bytes (spec §4.3). */
+/** Number of bits of a bitmap over a disk of `diskLength` bytes (docs/format.md §4.3). */
 export function bitmapBits(diskLength: number, granularityBits: number): number {
   return Math.ceil(diskLength / 2 ** granularityBits)
 }
@@ -18,7 +18,7 @@ export function bitmapDataBytes(diskLength: number, granularityBits: number): nu
   return Math.ceil(bitmapBits(diskLength, granularityBits) / 8)
 }
 
-/** The table size QEMU requires exactly (spec §4.3). */
+/** The table size QEMU requires exactly (docs/format.md §4.3). */
 export function expectedTableSize(diskLength: number, granularityBits: number, clusterSize: number): number {
   const words = Math.ceil(bitmapBits(diskLength, granularityBits) / 64)
   return Math.ceil((words * 8) / clusterSize)
@@ -42,31 +42,31 @@ export interface DirEntryFields {
   nameSize: number
 }
 
-/** QEMU's check_dir_entry, rule by rule (spec §3.4 step 4). */
+/** QEMU's check_dir_entry, rule by rule (docs/format.md §3.4 step 4). */
 export function checkDirEntry(e: DirEntryFields, clusterSize: number, diskLength: number): Violation[] {
   const v: Violation[] = []
-  if (e.tableSize === 0) v.push({ field: 'bitmap_table_size', pos: 8, problem: 'is zero', value: 0 })
-  if (e.tableSize > BME_MAX_TABLE_SIZE) v.push({ field: 'bitmap_table_size', pos: 8, problem: `exceeds ${BME_MAX_TABLE_SIZE}`, value: e.tableSize })
-  if (e.tableOffset === 0n) v.push({ field: 'bitmap_table_offset', pos: 0, problem: 'is zero', value: 0 })
-  else if (e.tableOffset % BigInt(clusterSize) !== 0n) v.push({ field: 'bitmap_table_offset', pos: 0, problem: 'is not cluster aligned', value: e.tableOffset })
+  if (e.tableSize === 0) v.push({ field: 'bitmap_table_size', pos: D.bitmapTableSize, problem: 'is zero', value: 0 })
+  if (e.tableSize > BME_MAX_TABLE_SIZE) v.push({ field: 'bitmap_table_size', pos: D.bitmapTableSize, problem: `exceeds ${BME_MAX_TABLE_SIZE}`, value: e.tableSize })
+  if (e.tableOffset === 0n) v.push({ field: 'bitmap_table_offset', pos: D.bitmapTableOffset, problem: 'is zero', value: 0 })
+  else if (e.tableOffset % BigInt(clusterSize) !== 0n) v.push({ field: 'bitmap_table_offset', pos: D.bitmapTableOffset, problem: 'is not cluster aligned', value: e.tableOffset })
   if (e.granularityBits > BME_MAX_GRANULARITY_BITS || e.granularityBits < BME_MIN_GRANULARITY_BITS) {
-    v.push({ field: 'granularity_bits', pos: 17, problem: `is outside QEMU's ${BME_MIN_GRANULARITY_BITS}..${BME_MAX_GRANULARITY_BITS}`, value: e.granularityBits })
+    v.push({ field: 'granularity_bits', pos: D.granularityBits, problem: `is outside QEMU's ${BME_MIN_GRANULARITY_BITS}..${BME_MAX_GRANULARITY_BITS}`, value: e.granularityBits })
   }
-  if ((e.flags & BME_RESERVED_FLAGS) >>> 0 !== 0) v.push({ field: 'flags', pos: 12, problem: 'has reserved bits set (QEMU accepts only in_use and auto)', value: e.flags })
-  if (e.nameSize > BME_MAX_NAME_SIZE) v.push({ field: 'name_size', pos: 18, problem: `exceeds ${BME_MAX_NAME_SIZE}`, value: e.nameSize })
-  if (e.type !== BT_DIRTY_TRACKING_BITMAP) v.push({ field: 'type', pos: 16, problem: 'is not 1 (dirty tracking bitmap)', value: e.type })
+  if ((e.flags & BME_RESERVED_FLAGS) >>> 0 !== 0) v.push({ field: 'flags', pos: D.flags, problem: 'has reserved bits set (QEMU accepts only in_use and auto)', value: e.flags })
+  if (e.nameSize > BME_MAX_NAME_SIZE) v.push({ field: 'name_size', pos: D.nameSize, problem: `exceeds ${BME_MAX_NAME_SIZE}`, value: e.nameSize })
+  if (e.type !== BT_DIRTY_TRACKING_BITMAP) v.push({ field: 'type', pos: D.type, problem: 'is not 1 (dirty tracking bitmap)', value: e.type })
   if (e.tableSize * clusterSize > BME_MAX_PHYS_SIZE) {
-    v.push({ field: 'bitmap_table_size', pos: 8, problem: `times the cluster size exceeds QEMU's ${BME_MAX_PHYS_SIZE} bytes`, value: e.tableSize })
+    v.push({ field: 'bitmap_table_size', pos: D.bitmapTableSize, problem: `times the cluster size exceeds QEMU's ${BME_MAX_PHYS_SIZE} bytes`, value: e.tableSize })
   }
   if ((e.flags & BME_FLAG_IN_USE) === 0 && e.granularityBits <= 63 && e.granularityBits >= 0) {
     // disk_length > (table_size * cs * 8) << granularity_bits
     const covered = e.tableSize * clusterSize * 8 * 2 ** e.granularityBits
-    if (diskLength > covered) v.push({ field: 'bitmap_table_size', pos: 8, problem: 'is too small for the disk', value: e.tableSize })
+    if (diskLength > covered) v.push({ field: 'bitmap_table_size', pos: D.bitmapTableSize, problem: 'is too small for the disk', value: e.tableSize })
   }
   return v
 }
 
-/** Kinds of bitmap table entries (spec §4.2, named as QEMU's qcow2.py does). */
+/** Kinds of bitmap table entries (docs/format.md §4.2, named as QEMU's qcow2.py does). */
 export type TableEntryKind = 'all-zeroes' | 'all-ones' | 'serialized' | 'invalid'
 
 /** Why a table entry is invalid, or undefined (BITMAP check_table_entry). */
@@ -85,7 +85,7 @@ export function defaultGranularity(clusterSize: number): number {
   return Math.min(65536, Math.max(4096, clusterSize))
 }
 
-/** Why a name cannot be stored, or undefined (spec §3.5). */
+/** Why a name cannot be stored, or undefined (docs/format.md §3.5). */
 export function checkNewName(nameBytes: Uint8Array): string | undefined {
   if (nameBytes.length === 0) return 'Bitmap name cannot be empty'
   if (nameBytes.length > BME_MAX_NAME_SIZE) return `Name length exceeds maximum (${BME_MAX_NAME_SIZE} characters)`
@@ -95,5 +95,5 @@ export function checkNewName(nameBytes: Uint8Array): string | undefined {
 
 /** Size of one directory entry on disk, padded to 8. */
 export function dirEntrySize(extraDataSize: number, nameSize: number): number {
-  return Math.ceil((24 + extraDataSize + nameSize) / 8) * 8
+  return Math.ceil((DIR_ENTRY_HEADER_SIZE + extraDataSize + nameSize) / 8) * 8
 }

@@ -1,5 +1,5 @@
 /**
- * BitmapReader (spec §4.4-§4.5) against a naive bit-by-bit model, on images whose stored bits
+ * BitmapReader (docs/format.md §4.4-§4.5) against a naive bit-by-bit model, on images whose stored bits
  * we choose (src/test-support/qcow2-builder.ts) and on images QEMU made. The builder and the
  * model are themselves checked against QEMU (qemu-img check, qemu-nbd + nbdinfo, QMP sha256),
  * so every expectation here traces back to the oracle, never to qbm.
@@ -206,7 +206,7 @@ describe('table entries and tail bits', () => {
     expect(r.dirtyBytes).toBe(3 * cs * 8 * 512)
     expect(r.runCount).toBe(1)
     expect(await r.bit(3 * cs * 8)).toBe(false)
-    // QEMU never loads an in_use bitmap: it hashes nbits/8 zero bytes (spec §7).
+    // QEMU never loads an in_use bitmap: it hashes nbits/8 zero bytes (docs/format.md §7).
     expect(await bitmapSha256(r)).toBe(modelSha256(new Uint8Array(0), b.nbits))
     expect(await bitmapSha256(r, { stored: true })).toBe(modelSha256(built.bitmaps[0]!.logical, b.nbits))
   })

@@ -1,9 +1,10 @@
 /**
- * Reads for the check path. QEMU's block layer returns zeros for bytes past the end of the
- * file, and a check must see exactly what QEMU sees, so every read here is zero-padded. The
+ * Reads as QEMU's block layer makes them (docs/format.md §1.5, §3.4): bytes past the end of the
+ * file read as zeros, and a range past QEMU's largest offset cannot be read at all. The reader
+ * and the check must see exactly what QEMU sees, so their metadata reads go through here. The
  * caller bounds `length` (QEMU's limits); only the part inside the file is read.
  */
-import type { BlockDevice } from '../device.js'
+import type { BlockDevice } from './device.js'
 
 /** `length` bytes at `offset`, zeros where the file ends. */
 export async function readPadded(dev: BlockDevice, offset: number, length: number): Promise<Uint8Array> {
