@@ -37,7 +37,7 @@ export function CheckpointPanel(): ReactNode {
       </div>
       <FileDropZone
         label={<>Check libvirt&apos;s checkpoints against these bitmaps: drop <code>virsh checkpoint-dumpxml</code> files here, or</>}
-        button="Choose checkpoint XML…" accept=".xml,text/xml,application/xml" testId="checkpoint-input"
+        button="Load checkpoint XML…" accept=".xml,text/xml,application/xml" testId="checkpoint-input"
         onFiles={(files) => void readCheckpointFiles(files).then((f) => actions.loadCheckpoints(f))} />
       {cps?.status === 'checking' && <p className="small muted">Checking…</p>}
       {cps?.error && <p className="small text-error">{cps.error.message}</p>}

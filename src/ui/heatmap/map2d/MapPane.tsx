@@ -11,7 +11,7 @@ import { rangeOutline } from './layout.js'
 import { createPanePainter } from './painter.js'
 import type { MapDrag } from './useMapGestures.js'
 
-export const MapPane = memo(function MapPane({ slot, tag, name, stale, cssWidth, cssHeight, theme, drag, label }: {
+export const MapPane = memo(function MapPane({ slot, tag, name, stale, cssWidth, cssHeight, theme, drag, label, exact }: {
   slot: MapSlot
   /** 'A', 'B' or 'A ∖ B' */
   tag: string
@@ -23,6 +23,8 @@ export const MapPane = memo(function MapPane({ slot, tag, name, stale, cssWidth,
   drag: MapDrag | null
   /** what the canvas shows, for screen readers */
   label: string
+  /** the pane shows the exact counts of its grid (not resampled, not a preview) */
+  exact: boolean
 }): ReactNode {
   const canvasRef = useRef<HTMLCanvasElement>(null)
   const storeApi = useStoreApi()
@@ -70,7 +72,7 @@ export const MapPane = memo(function MapPane({ slot, tag, name, stale, cssWidth,
         {stale && <span className="badge badge-in-use" title="in_use is set: these are the bits stored at its last clean save">stale</span>}
       </div>
       <div className="map-canvas-wrap" style={{ width: cssWidth, height: cssHeight }}>
-        <canvas ref={canvasRef} className="map-canvas" style={{ width: cssWidth, height: cssHeight }} role="img" aria-label={label} data-testid={`map-canvas-${slot}`} />
+        <canvas ref={canvasRef} className="map-canvas" style={{ width: cssWidth, height: cssHeight }} role="img" aria-label={label} data-testid={`map-canvas-${slot}`} data-exact={exact ? 'true' : 'false'} />
         <svg className="map-overlay" viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" aria-hidden="true" data-testid={`map-outline-${slot}`}>
           {outline && <path className="map-outline-under" d={outline} vectorEffect="non-scaling-stroke" />}
           {outline && <path className="map-outline" d={outline} vectorEffect="non-scaling-stroke" />}

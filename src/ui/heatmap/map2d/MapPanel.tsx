@@ -136,7 +136,7 @@ export function MapPanel(): ReactNode {
           {s.algebra?.status === 'done' && (
             <label className="inline-field">
               Shows
-              <select value={s.mapSource} onChange={(e) => actions.setMapSource(e.target.value === 'algebra' ? 'algebra' : 'bitmap')}>
+              <select aria-label="Map source" value={s.mapSource} onChange={(e) => actions.setMapSource(e.target.value === 'algebra' ? 'algebra' : 'bitmap')}>
                 <option value="bitmap">{primary.name}</option>
                 <option value="algebra">{s.algebra.aName} {OP_LABEL[s.algebra.op].sign} {s.algebra.bName}</option>
               </select>
@@ -147,14 +147,15 @@ export function MapPanel(): ReactNode {
           <button type="button" className="btn btn-small" onClick={() => actions.mapZoom(-1)} aria-label="Zoom the map in" title="Zoom in (+)">+</button>
           <button type="button" className="btn btn-small" onClick={() => actions.mapPan(-1)} aria-label="Scroll the map up a row" title="Up a row (↑)">▲</button>
           <button type="button" className="btn btn-small" onClick={() => actions.mapPan(1)} aria-label="Scroll the map down a row" title="Down a row (↓)">▼</button>
-          <button type="button" className="btn btn-small" onClick={actions.mapReset} title="Whole disk (0)">Whole disk</button>
+          <button type="button" className="btn btn-small" onClick={actions.mapReset} title="Fit the whole disk on the map (0)">Fit disk</button>
           <span className="sep" />
-          <button type="button" className="btn btn-small" onClick={onExport} disabled={!primaryCells}>Export PNG</button>
+          <button type="button" className="btn btn-small" onClick={onExport} disabled={!primaryCells} title="The map as a PNG image, with its legend and scale">Save map PNG</button>
           <button type="button" className="btn btn-small" onClick={focusExtentList} title="The dirty extents as a list, for screen readers and keyboards (E)">Extents list (E)</button>
         </div>
       </div>
       <p className="view-line small" id="map-caption" data-testid="map-caption"
-        data-cell-bytes={grid?.cellBytes} data-start={grid?.start} data-cells={grid?.count} data-row-bytes={grid ? rowSpanBytes(grid) : undefined}>
+        data-cell-bytes={grid?.cellBytes} data-start={grid?.start} data-cells={grid?.count} data-row-bytes={grid ? rowSpanBytes(grid) : undefined}
+        data-grid={grid ? JSON.stringify(grid) : undefined}>
         {grid && captionLines(grid).map((l, i) => <span key={i} className={i === 0 ? undefined : 'muted'}>{i > 0 && ' · '}{l}</span>)}
         {whole && <span className="muted"> · the whole disk</span>}
       </p>
@@ -179,7 +180,7 @@ export function MapPanel(): ReactNode {
           return (
             <MapPane key={slot} slot={slot} tag={paneTag(slot, showsAlgebra ? s.algebra?.op : undefined)} name={paneName(slot, b.name, showsAlgebra ? s.algebra : null)}
               stale={b.status === 'in-use' && !showsAlgebra} cssWidth={paneW} cssHeight={paneH} theme={theme} drag={gestures.drag}
-              label={labels[slot] ?? ''} />
+              label={labels[slot] ?? ''} exact={!!grid && !!s.mapCells[slot] && sameCells(grid, s.mapCells[slot]!) && !s.mapCells[slot]!.preview} />
           )
         })}
         {gestures.hover && tip && (
