@@ -34,7 +34,7 @@ export function FileDropZone({ label, button, accept, multiple = true, onFiles, 
       <span className="small muted">{label}</span>
       <button type="button" className="btn btn-small" onClick={() => inputRef.current?.click()}>{button}</button>
       <label htmlFor={inputId} className="visually-hidden">{button}</label>
-      <input ref={inputRef} id={inputId} className="visually-hidden" type="file" multiple={multiple} accept={accept} data-testid={testId} tabIndex={-1}
+      <input ref={inputRef} id={inputId} className="visually-hidden" aria-hidden="true" type="file" multiple={multiple} accept={accept} data-testid={testId} tabIndex={-1}
         onChange={(e) => { take(e.currentTarget.files); e.currentTarget.value = '' }} />
     </div>
   )
