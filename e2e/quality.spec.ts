@@ -5,12 +5,12 @@
  */
 import { expect, test, type Page } from '@playwright/test'
 import axe from 'axe-core'
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   ROOT, foreignRequests, publishScreenshot, qemuBitmaps, realDrop, recordRequests, requireTool, screenshot, sh, tempDir,
   waitForScans,
 } from './helpers.js'
+import { mainThreadTasks } from './trace.js'
 
 interface AxeViolation { id: string; impact: string | null; help: string; nodes: Array<{ target: unknown }> }
 
@@ -179,30 +179,6 @@ test.describe('big images', () => {
     expect(foreignRequests(urls)).toEqual([])
   })
 })
-
-interface TraceEvent { name: string; ph: string; pid: number; tid: number; ts: number; dur?: number; tdur?: number; cat?: string }
-
-/** Top-level tasks on the page's main thread between two performance marks, from a trace file. */
-function mainThreadTasks(path: string, from: string, to: string): { scanMs: number; maxCpuMs: number; maxWallMs: number; list: Array<{ wallMs: number; cpuMs: number }> } {
-  const raw = JSON.parse(readFileSync(path, 'utf8')) as { traceEvents: TraceEvent[] } | TraceEvent[]
-  const ev = Array.isArray(raw) ? raw : raw.traceEvents
-  const mark = (name: string): TraceEvent => {
-    const m = ev.filter((e) => e.name === name && (e.cat ?? '').includes('user_timing')).at(-1)
-    if (!m) throw new Error(`performance mark ${name} is not in the trace`)
-    return m
-  }
-  const a = mark(from)
-  const b = mark(to)
-  const list = ev
-    .filter((e) => e.name === 'RunTask' && e.ph === 'X' && e.pid === a.pid && e.tid === a.tid && e.ts + (e.dur ?? 0) > a.ts && e.ts < b.ts)
-    .map((e) => ({ wallMs: (e.dur ?? 0) / 1000, cpuMs: (e.tdur ?? e.dur ?? 0) / 1000 }))
-  return {
-    scanMs: (b.ts - a.ts) / 1000,
-    maxCpuMs: Math.max(0, ...list.map((t) => t.cpuMs)),
-    maxWallMs: Math.max(0, ...list.map((t) => t.wallMs)),
-    list,
-  }
-}
 
 async function dropAndTime(page: Page, path: string, bitmaps: number, timeout = 60_000, navigate = true): Promise<number> {
   if (navigate) await page.goto('./')

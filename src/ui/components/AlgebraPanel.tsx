@@ -12,6 +12,7 @@ import { paint } from '../heatmap/draw.js'
 import { ALGEBRA_PAGE, OP_LABEL, type AlgebraState } from '../store/analysis.js'
 import { useActions, useAppShallow } from '../store/hooks.js'
 import { useTheme } from '../theme.js'
+import { MAX_LIST_ROWS } from './ExtentList.js'
 import { canvasColors, paintCanvas, useWidth } from '../heatmap/canvas.js'
 
 const ROW_PX = 24
@@ -143,7 +144,7 @@ function AlgebraList({ al }: { al: AlgebraState }): ReactNode {
   const actions = useActions()
   const scrollRef = useRef<HTMLDivElement>(null)
   const count = al.window?.count ?? 0
-  const virt = useVirtualizer({ count, getScrollElement: () => scrollRef.current, estimateSize: () => ROW_PX, overscan: 12 })
+  const virt = useVirtualizer({ count: Math.min(count, MAX_LIST_ROWS), getScrollElement: () => scrollRef.current, estimateSize: () => ROW_PX, overscan: 12 })
   const items = virt.getVirtualItems()
   const firstVisible = items[0]?.index ?? 0
   const lastVisible = items[items.length - 1]?.index ?? -1
