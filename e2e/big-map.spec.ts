@@ -101,9 +101,10 @@ test('256 TiB, 512 MiB of bitmap: the map fills in during the scan, steps repain
   metric('bigmap.firstMapMs', m['qbm:first-map']?.[0] ?? null)
   metric('bigmap.firstExactMs', m['qbm:first-map-exact']?.[0] ?? null)
   console.log(`256 TiB: scan ${(scanEnd - scanStart).toFixed(0)} ms; first preview ${previews[0]?.toFixed(0)} ms after the drop, ${previews.length} preview paints during the scan; whole map ${m['qbm:first-map']?.[0]?.toFixed(0)} ms, exact ${m['qbm:first-map-exact']?.[0]?.toFixed(0)} ms`)
-  // Progressive: the map showed data before the scan had read all 512 MiB.
-  expect(previews.length).toBeGreaterThan(1)
-  expect(previews[0]!).toBeLessThan(scanEnd)
+  // Progressive: the map showed data, more than once, before the scan had read all 512 MiB.
+  // (soft: the steps below are measured either way)
+  expect.soft(previews.length).toBeGreaterThan(1)
+  expect.soft(previews[0] ?? Infinity).toBeLessThan(scanEnd)
   const caption = page.getByTestId('map-caption')
   expect(Number(await caption.getAttribute('data-cells'))).toBeGreaterThanOrEqual(250_000)
 
