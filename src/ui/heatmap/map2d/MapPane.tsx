@@ -7,7 +7,7 @@ import { useAppShallow, useStoreApi } from '../../store/hooks.js'
 import { currentMapGrid, type MapSlot } from '../../store/map.js'
 import { canvasColors } from '../canvas.js'
 import type { Theme } from '../colors.js'
-import { rangeOutline } from './layout.js'
+import { rangeOutline, usedHeightPx } from './layout.js'
 import { createPanePainter } from './painter.js'
 import type { MapDrag } from './useMapGestures.js'
 
@@ -62,7 +62,9 @@ export const MapPane = memo(function MapPane({ slot, tag, name, stale, cssWidth,
     return rangeOutline(grid, view.start, view.end).map(([x1, y1, x2, y2]) => `M${x1 * s} ${y1 * s}L${x2 * s} ${y2 * s}`).join('')
   }, [grid, view])
   const w = mapCanvas?.width ?? 1
-  const h = mapCanvas?.height ?? 1
+  // The canvas stops at the grid's last row (painter.ts does the same for its pixels).
+  const h = grid && mapCanvas ? Math.min(mapCanvas.height, usedHeightPx(grid)) : mapCanvas?.height ?? 1
+  const shownHeight = mapCanvas ? (cssHeight * h) / mapCanvas.height : cssHeight
 
   return (
     <div className="map-pane" data-pane={slot} data-stale={stale ? 'true' : undefined}>
@@ -71,8 +73,8 @@ export const MapPane = memo(function MapPane({ slot, tag, name, stale, cssWidth,
         <span className="mono">{name}</span>
         {stale && <span className="badge badge-in-use" title="in_use is set: these are the bits stored at its last clean save">stale</span>}
       </div>
-      <div className="map-canvas-wrap" style={{ width: cssWidth, height: cssHeight }}>
-        <canvas ref={canvasRef} className="map-canvas" style={{ width: cssWidth, height: cssHeight }} role="img" aria-label={label} data-testid={`map-canvas-${slot}`} data-exact={exact ? 'true' : 'false'} />
+      <div className="map-canvas-wrap" style={{ width: cssWidth, height: shownHeight }}>
+        <canvas ref={canvasRef} className="map-canvas" style={{ width: cssWidth, height: shownHeight }} role="img" aria-label={label} data-testid={`map-canvas-${slot}`} data-exact={exact ? 'true' : 'false'} />
         <svg className="map-overlay" viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" aria-hidden="true" data-testid={`map-outline-${slot}`}>
           {outline && <path className="map-outline-under" d={outline} vectorEffect="non-scaling-stroke" />}
           {outline && <path className="map-outline" d={outline} vectorEffect="non-scaling-stroke" />}

@@ -4,7 +4,7 @@
  * side or under it), the strip's view outlined on each; a caption that says what a cell and a
  * row cover; the shared tooltip and legend; PNG export; the extents list one key (E) away.
  */
-import { useCallback, useEffect, useMemo, useRef, type ReactNode } from 'react'
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react'
 import { download, exportName } from '../../download.js'
 import { exact, hex, humanBytes } from '../../format.js'
 import { OP_LABEL } from '../../store/analysis.js'
@@ -44,7 +44,10 @@ export function MapPanel(): ReactNode {
   const storeApi = useStoreApi()
   const theme = useTheme()
   const areaRef = useRef<HTMLDivElement>(null)
-  const size = useSize(areaRef, [s.image !== null])
+  const width = useSize(areaRef, [s.image !== null]).width
+  // The height the map may take: 40% of the window, between 200 and 560 CSS pixels. The area
+  // itself is only as tall as the grid (a small disk ends before the panes do).
+  const size = { width, height: useMapHeight() }
   const gestures = useMapGestures(areaRef, actions, storeApi, focusExtentList, [s.image])
 
   const bitmaps = s.image?.summary.bitmaps ?? []
@@ -197,6 +200,17 @@ export function MapPanel(): ReactNode {
       </p>
     </section>
   )
+}
+
+function useMapHeight(): number {
+  const get = (): number => Math.round(Math.min(560, Math.max(200, window.innerHeight * 0.4)))
+  const [h, setH] = useState(get)
+  useEffect(() => {
+    const on = (): void => setH(get())
+    window.addEventListener('resize', on)
+    return () => window.removeEventListener('resize', on)
+  }, [])
+  return h
 }
 
 function paneTag(slot: MapSlot, op: keyof typeof OP_LABEL | undefined): string {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import {
   BLOCK_GRANULES, MAX_CELL_CSS_PX, type MapCanvas, type MapGrid, type MapOrder, type MapView, type Segment, allowedCellBytes, cellOfByte,
   cellOrigins, cellXY, clampMapView, fitWhole, gridRange, hitCell, indexAt, layoutMap, mapCellRange, panMap, rangeOutline, rectRange,
-  rowRange, rowSpanBytes, zoomMap,
+  rowRange, rowSpanBytes, usedHeightPx, zoomMap,
 } from './layout.js'
 
 const KiB = 1024
@@ -98,6 +98,14 @@ describe('cells and pixels', () => {
     expect(hitCell(g, 100, 0)).toBe(-1)
     expect(hitCell(g, 5000, 0)).toBe(-1)
     expect(cellOfByte(g, 64 * KiB * 7 + 3)).toBe(7)
+  })
+
+  it('the canvas ends at the last row holding disk bytes', () => {
+    const g = layoutMap({ start: 0, cellBytes: 64 * KiB, cellPx: 4, whole: false }, { width: 400, height: 400, minPx: 1 }, 'rows', 250 * 64 * KiB)
+    expect(g.cols).toBe(100)
+    expect(usedHeightPx(g)).toBe(3 * 4) // 250 cells: three rows
+    const big = layoutMap({ start: 0, cellBytes: 64 * KiB, cellPx: 4, whole: false }, { width: 400, height: 400, minPx: 1 }, 'rows', 1 * TiB)
+    expect(usedHeightPx(big)).toBe(400)
   })
 
   it('a row of cells is one contiguous range; a rectangle spans its first to its last cell', () => {

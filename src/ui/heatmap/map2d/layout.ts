@@ -200,6 +200,13 @@ export function gridRange(g: MapGrid): { start: number; end: number } {
   return { start: g.start, end: Math.min(g.diskLength, g.start + g.count * g.cellBytes) }
 }
 
+/** Device pixels from the top of the grid to the bottom of its last row holding disk bytes. */
+export function usedHeightPx(g: MapGrid): number {
+  const band = g.order === 'rows' ? g.cols : g.tilesAcross * g.tile * g.tile
+  const bands = Math.max(1, Math.ceil(g.count / band))
+  return Math.min(g.rows, bands * (g.order === 'rows' ? 1 : g.tile)) * g.cellPx
+}
+
 /** Bytes one row of cells covers (order 'rows'), or one row of Hilbert squares. */
 export function rowSpanBytes(g: MapGrid): number {
   return g.order === 'rows' ? g.cols * g.cellBytes : g.tilesAcross * g.tile * g.tile * g.cellBytes

@@ -12,7 +12,7 @@
 import type { MapCells, MapSlot, MapState } from '../../store/map.js'
 import { hatch } from '../draw.js'
 import type { CanvasColors, Theme } from '../colors.js'
-import { type MapGrid, cellOrigins, layoutMap } from './layout.js'
+import { type MapGrid, cellOrigins, layoutMap, usedHeightPx } from './layout.js'
 import { type MapPalette, mapPalette, paintDirty, paintOverlayMap } from './paint.js'
 import { cellShares, sameCells } from './resample.js'
 
@@ -66,7 +66,10 @@ export function createPanePainter(canvas: HTMLCanvasElement, slot: MapSlot, them
   return {
     paint(s) {
       if (!s.mapView || !s.mapCanvas || !s.image) return
-      const { width, height } = s.mapCanvas
+      const g = layoutMap(s.mapView, s.mapCanvas, s.mapOrder, s.image.summary.diskLength)
+      // A disk that ends before the pane does: the canvas stops at its last row.
+      const width = s.mapCanvas.width
+      const height = Math.min(s.mapCanvas.height, usedHeightPx(g))
       if (canvas.width !== width) canvas.width = width
       if (canvas.height !== height) canvas.height = height
       const ctx = canvas.getContext('2d')
@@ -75,7 +78,6 @@ export function createPanePainter(canvas: HTMLCanvasElement, slot: MapSlot, them
         img = ctx.createImageData(width, height)
         px = new Uint32Array(img.data.buffer)
       }
-      const g = layoutMap(s.mapView, s.mapCanvas, s.mapOrder, s.image.summary.diskLength)
       const cells: MapCells | null = s.mapCells[slot]
       const o = originsFor(g, width)
       const exact = !!cells && sameCells(g, cells) && !cells.preview
