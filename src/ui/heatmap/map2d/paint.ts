@@ -5,7 +5,7 @@
  * ramp (colors.ts), or per cell the dominant dirty × allocation class, stronger the dirtier.
  */
 import {
-  type CanvasColors, type OverlayKind, type Rgb, type Theme, heatLut, heatLutIndex, mix, overlayColor, packRgb, rampPosition,
+  type CanvasColors, type OverlayKind, type Rgb, type Theme, HEAT_LUT_SIZE, heatLut, heatLutIndex, mix, overlayColor, packRgb, rampPosition,
 } from '../colors.js'
 import type { MapGrid } from './layout.js'
 
@@ -68,6 +68,17 @@ function paintCells(px: Uint32Array, width: number, g: MapGrid, origins: Uint32A
 
 /** The dirty map: each cell in the ramp colour of its dirty share (NaN: not known yet). */
 export function paintDirty(px: Uint32Array, width: number, g: MapGrid, origins: Uint32Array, shares: Float32Array | null, pal: MapPalette): void {
+  if (shares && g.cellPx === 1) {
+    // One pixel per cell (the whole-disk view of a big disk): the hot loop, kept flat.
+    const { lut, missing } = pal
+    const top = HEAT_LUT_SIZE - 1
+    px.fill(pal.panel)
+    for (let i = 0; i < g.count; i++) {
+      const f = shares[i]!
+      px[origins[i]!] = f !== f ? missing : f > 0 ? lut[Math.max(1, Math.min(top, Math.ceil(Math.sqrt(f) * top)))]! : lut[0]!
+    }
+    return
+  }
   paintCells(px, width, g, origins, pal, shares
     ? (i) => { const f = shares[i]!; return Number.isNaN(f) ? pal.missing : pal.lut[heatLutIndex(f)]! }
     : () => pal.missing)

@@ -66,6 +66,14 @@ describe('painting the map', () => {
     expect(px[20]).toBe(packRgb(CANVAS_DEFAULTS.light.panel)) // past the disk's end (10 cells of 2 px)
   })
 
+  it('one-pixel cells take the same colours as larger ones', () => {
+    const shares = new Float32Array([0, 1e-6, 0.01, 0.3, 0.999, 1, NaN, 0.5, 0.02, 0.7])
+    const one = grid(0, 100, 1000, 1)
+    const a = new Uint32Array(40 * 10)
+    paintDirty(a, 40, one, cellOrigins(one, 40), shares, pal)
+    for (let i = 0; i < 10; i++) expect(a[i]).toBe(Number.isNaN(shares[i]!) ? pal.missing : pal.lut[heatLutIndex(shares[i]!)])
+  })
+
   it('keeps a gap between granule cells drawn large', () => {
     const g = grid(0, 100, 1000, GAP_FROM_PX)
     const px = new Uint32Array(40 * 10)
