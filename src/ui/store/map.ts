@@ -149,20 +149,21 @@ export function createMapSlice(ctx: {
     const index = slot === 'primary' ? s.selected : s.compare
     if (index === null || !s.image?.summary.bitmaps.some((b) => b.index === index)) return null
     const scan = s.stats[index]?.scan.status
-    if (scan === 'scanning') return client.heatmapPreview ? { key: `b${index}`, kind: 'preview', index, ...at } : null
-    if (scan !== 'done') return null
-    if (slot === 'primary' && s.heatMode === 'allocation') return { key: `o${index}`, kind: 'overlay', index, ...at }
+    if (scan !== 'scanning' && scan !== 'done') return null
+    if (scan === 'done' && slot === 'primary' && s.heatMode === 'allocation') return { key: `o${index}`, kind: 'overlay', index, ...at }
     const key = `b${index}`
     const gran = s.image.summary.bitmaps.find((b) => b.index === index)!.granularity
     const block = gran * BLOCK_GRANULES
-    if (g.cellBytes < block && s.mapCells[slot]?.key !== key) {
-      // Nothing of this bitmap on the pane yet: first one cell per index block (no bitmap read,
-      // the whole map at once), then the cells of the grid, which read the bitmap's bits.
-      const start = Math.floor(g.start / block) * block
-      const count = Math.ceil((g.start + g.count * g.cellBytes - start) / block)
-      if (count <= COARSE_MAX) return { key, kind: 'heat', index, start, cellBytes: block, count }
-    }
-    return { key, kind: 'heat', index, ...at }
+    // Cells finer than an index block need the bitmap's bits: a running scan's preview, and the
+    // first picture after it, take one cell per block instead (the index answers those without
+    // a read, the whole map at once); the grid's own cells follow.
+    const have = s.mapCells[slot]
+    const coarse = g.cellBytes < block && (scan === 'scanning' || !have || have.key !== key || have.preview)
+    const cells = coarse ? { start: Math.floor(g.start / block) * block, cellBytes: block, count: 0 } : at
+    if (coarse) cells.count = Math.ceil((g.start + g.count * g.cellBytes - cells.start) / block)
+    if (coarse && cells.count > COARSE_MAX) return scan === 'done' ? { key, kind: 'heat', index, ...at } : null
+    if (scan === 'scanning') return client.heatmapPreview ? { key, kind: 'preview', index, ...cells } : null
+    return { key, kind: 'heat', index, ...cells }
   }
 
   function satisfied(w: Want, have: MapCells | null): boolean {
