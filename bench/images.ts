@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { fillBitmap } from './write-bitmap.js'
 import { Prng, TiB, log, run } from './util.js'
 
+/** Paths of the four bench images. */
 export interface Images {
   A: string
   B: string
@@ -21,6 +22,7 @@ export interface Images {
   D: string
 }
 
+/** The bitmap of each image, by image. */
 export const BITMAP = { A: 'a', B: 'b', C: 'c', D: 'd' } as const
 
 /** Feed qemu-io commands on stdin (quiet writes: the per-write report line is what costs time). */
@@ -42,6 +44,7 @@ function create(path: string, size: string, bitmap: string, granularity?: number
   run('qemu-img', ['bitmap', '--add', ...(granularity ? ['-g', String(granularity)] : []), path, bitmap])
 }
 
+/** Build images A-D in `dir` (fixed seeds; see bench/README.md). */
 export async function buildImages(dir: string): Promise<Images> {
   const img: Images = { A: join(dir, 'A.qcow2'), B: join(dir, 'B.qcow2'), C: join(dir, 'C.qcow2'), D: join(dir, 'D.qcow2') }
 

@@ -8,11 +8,17 @@
  *       bitmap data bytes, then VIEWS heatmaps at random zooms (unaligned starts) on the
  *       scanned reader
  *   inproc.mjs extents IMAGE BITMAP START LENGTH   dirty extents in a range (D's validation)
+ *   inproc.mjs map-part IMAGE BITMAP runs|format|devnull
+ *       one cold pass of `qbm map --output=json`'s work in this fresh process, from the open:
+ *       finding the runs only; + formatting the JSON into MapWriter's buffers (written nowhere);
+ *       + writing it to /dev/null. The bench subtracts these to split the whole process's time.
  */
 import { NodeFileDevice } from '../src/io/node-file.js'
 import { BitmapReader, describeImage, extentsInRange, findBitmap, heatmap, openImage } from '../src/engine/index.js'
 import { snapView } from '../src/engine/analysis/heatmap.js'
 import { Prng, median, max } from './util.js'
+import { openSync } from 'node:fs'
+import { MapWriter, fdSink } from '../src/cli/commands/map.js'
 
 async function describeOnce(path: string): Promise<{ ms: number; dirty: number; extents: number; dataBytes: number }> {
   const t = performance.now()
@@ -215,12 +221,39 @@ async function extents(path: string, name: string, start: number, length: number
   }
 }
 
+/** One cold pass of qbm map's work (see the header): ms from the open, and the bytes formatted. */
+async function mapPart(path: string, name: string, part: string): Promise<{ ms: number; bytes: number }> {
+  const t = performance.now()
+  const dev = NodeFileDevice.open(path)
+  try {
+    const img = await openImage(dev)
+    const b = findBitmap(img, name)
+    if (!b) throw new Error(`no bitmap ${name}`)
+    const r = new BitmapReader(dev, b, img.header.diskLength, img.header.clusterSize)
+    let bytes = 0
+    if (part === 'runs') {
+      for await (const x of r.runBatches()) bytes += x.length
+    } else {
+      const out = part === 'devnull' ? fdSink(openSync('/dev/null', 'w')) : undefined
+      const sink = async (d: Uint8Array): Promise<boolean> => { bytes += d.length; return out ? out(d) : true }
+      const w = new MapWriter(true, false, 10, r.granularity, r.diskLength, sink)
+      w.start()
+      for await (const x of r.runBatches()) await w.batch(x)
+      await w.finish()
+    }
+    return { ms: performance.now() - t, bytes }
+  } finally {
+    dev.close()
+  }
+}
+
 async function main(): Promise<void> {
   const [cmd, ...a] = process.argv.slice(2)
   let out: unknown
   if (cmd === 'describe') out = await describe(a[0]!, Number(a[1] ?? 7))
   else if (cmd === 'scan') out = await scan(a[0]!, a[1]!, Number(a[2] ?? 3), Number(a[3] ?? 50), Number(a[4] ?? 1))
   else if (cmd === 'extents') out = await extents(a[0]!, a[1]!, Number(a[2]), Number(a[3]))
+  else if (cmd === 'map-part') out = await mapPart(a[0]!, a[1]!, a[2]!)
   else throw new Error(`inproc: unknown command ${cmd}`)
   process.stdout.write(JSON.stringify(out) + '\n')
 }

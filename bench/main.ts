@@ -1,22 +1,26 @@
 /**
- * `npm run bench`: issue 5's benchmark. Builds images A-D in a temp dir, proves D valid, runs
- * qbm and QEMU's tools on the same images in one run, prints a table of medians and ratios
- * (`--json` for machine-readable output) and deletes the images.
+ * `npm run bench`: issue 5's benchmark (targets re-based in issue 12). Builds images A-D in a
+ * temp dir, proves D valid, runs qbm and QEMU's tools on the same images in one run, and
+ * Chromium on the app (browser.ts), prints a table of medians and ratios (`--json` for
+ * machine-readable output) and deletes the images. Each section pushes its Rows (rows.ts); a
+ * new bench module returns Rows and is called from main() in the order the table should show.
  *
  * Options: --json  --runs N (timed runs per process figure, default 5)  --views N (random
  * heatmap zooms, default 50)  --keep (keep the temp dir)  --images DIR (reuse images a --keep
  * run left, skipping the build)  --tmp DIR (where to make the temp dir).
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, loadavg } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BITMAP, buildImages, validateD, type Images } from './images.js'
-import { MiB, type Series, elapsedSeconds, log, max, median, requireTools, run, series, tempDir, timed } from './util.js'
+import { browserFigures, type BrowserFigures } from './browser.js'
+import { type Row, formatTable, mib, ms, r2 } from './rows.js'
+import { MiB, type Series, elapsedSeconds, interleaved, log, max, median, requireTools, run, series, tempDir, timed } from './util.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
-const QBM_BIN = join(ROOT, 'bin', 'qbm.mjs')
-const QBM_CLI = join(ROOT, 'dist-cli', 'qbm.mjs')
+const QBM_BIN = join(ROOT, 'bin', 'qbm.cjs')
+const QBM_CLI = join(ROOT, 'dist-cli', 'qbm.cjs')
 const INPROC = join(ROOT, 'bench-out', 'inproc.mjs')
 const NODE = process.execPath
 
@@ -38,22 +42,6 @@ function parseArgs(argv: string[]): Args {
   return a
 }
 
-export interface Row {
-  figure: string
-  qbm: string
-  baseline: string
-  ratio: string
-  target: string
-  /** null: not a target, or not measured here */
-  met: boolean | null
-  /** raw numbers behind the row */
-  data?: Record<string, unknown>
-}
-
-const ms = (x: number): string => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(x < 10 ? 2 : 1)} ms`)
-const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`
-const r2 = (x: number): string => (x >= 10 ? x.toFixed(1) : x.toFixed(x >= 1 ? 2 : 3))
-
 function machine(): Record<string, string> {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')
   const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? 'unknown'
@@ -66,6 +54,7 @@ function machine(): Record<string, string> {
     nbdinfo: first('nbdinfo', ['--version']),
     kernel: first('uname', ['-sr']),
     memory: `${Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1024)} MiB`,
+    load: loadavg().map((x) => x.toFixed(2)).join(' '),
   }
 }
 
@@ -135,14 +124,18 @@ async function main(): Promise<void> {
 
     // --- qbm info on C, whole process, vs qemu-img info --------------------------------------
     log('info on C: qemu-img info --output=json vs qbm info --output=json (whole process)')
-    const nodeFloor = series(N, 1, () => timed(NODE, ['-e', '0']))
-    const qemuInfo = series(N, 1, () => timed('qemu-img', ['info', '--output=json', images.C], { keepStdout: false }))
-    const qbmInfoC = series(N, 1, () => qbm(['info', '--output=json', images.C]))
+    const ic = interleaved(N, {
+      node: () => timed(NODE, ['-e', '0']),
+      qemu: () => timed('qemu-img', ['info', '--output=json', images.C], { keepStdout: false }),
+      qbm: () => qbm(['info', '--output=json', images.C]),
+    }, {})
+    const { node: nodeFloor, qemu: qemuInfo, qbm: qbmInfoC } = ic.procs
     const dataC = qbmDataBytes(images.C)
+    const floorRatio = mMs(nodeFloor) / mMs(qemuInfo)
     rows.push({
       figure: '`qbm info` on C (open, list, dirty counts), whole process: time',
       qbm: ms(mMs(qbmInfoC)), baseline: `${ms(mMs(qemuInfo))} (qemu-img info)`,
-      ratio: r2(mMs(qbmInfoC) / mMs(qemuInfo)), target: '≤ 1/3 (0.333)', met: mMs(qbmInfoC) <= mMs(qemuInfo) / 3,
+      ratio: r2(mMs(qbmInfoC) / mMs(qemuInfo)), target: `≤ 0.5 (Node's floor: ${r2(floorRatio)})`, met: mMs(qbmInfoC) <= mMs(qemuInfo) / 2,
       data: { qbmMs: qbmInfoC.ms, qemuImgMs: qemuInfo.ms, nodeStartupMs: nodeFloor.ms },
     })
     rows.push({
@@ -162,7 +155,7 @@ async function main(): Promise<void> {
     rows.push({
       figure: 'same work in-process (openImage + describeImage) on C',
       qbm: ms(desc.medianMs), baseline: `${ms(mMs(qemuInfo))} (qemu-img info)`,
-      ratio: r2(desc.medianMs / mMs(qemuInfo)), target: '≤ 1/10 (0.1)', met: desc.medianMs <= mMs(qemuInfo) / 10,
+      ratio: r2(desc.medianMs / mMs(qemuInfo)), target: `≤ 0.1 (read floor: ${r2(desc.intoMedianMs / mMs(qemuInfo))})`, met: desc.medianMs <= mMs(qemuInfo) / 10,
       data: desc,
     })
     rows.push({
@@ -182,17 +175,36 @@ async function main(): Promise<void> {
     const nbdRows = (JSON.parse(nbdOnce.stdout) as unknown[]).length
     if (!mapAgrees) log(`WARNING: qbm map and nbdinfo disagree on B (${got.length} vs ${want.length} dirty extents)`)
     else log(`B: qbm map equals nbdinfo's dirty extents (${got.length} dirty; nbdinfo prints ${nbdRows} extents)`)
-    const nbdMap = series(N, 0, () => timed('nbdinfo', nbdArgs, { keepStdout: false }))
-    const qbmMap = series(N, 0, () => qbm(['map', '--output=json', images.B, BITMAP.B]))
-    const qbmMapAll = series(N, 0, () => qbm(['map', '--output=json', '--all', images.B, BITMAP.B]))
-    const qbmHelp = series(N, 0, () => qbm(['--help']))
+    // Interleaved, one of each per round, so that load changes hit every figure alike; the
+    // map's parts each run in a fresh process (cold, as the whole process runs them).
+    const part = (name: string) => (): number => inproc(['map-part', images.B, BITMAP.B, name]).ms as number
+    const m = interleaved(N, {
+      nbd: () => timed('nbdinfo', nbdArgs, { keepStdout: false }),
+      map: () => qbm(['map', '--output=json', images.B, BITMAP.B]),
+      mapAll: () => qbm(['map', '--output=json', '--all', images.B, BITMAP.B]),
+      help: () => qbm(['--help']),
+    }, { runs: part('runs'), format: part('format'), devnull: part('devnull') })
+    const { nbd: nbdMap, map: qbmMap, mapAll: qbmMapAll, help: qbmHelp } = m.procs
+    const parts = m.values as { runs: number[]; format: number[]; devnull: number[] }
     const dataB = qbmDataBytes(images.B)
     rows.push({
       figure: `\`qbm map --output=json\` on B (${got.length} dirty extents)`,
       qbm: ms(mMs(qbmMap)), baseline: `${ms(mMs(nbdMap))} (nbdinfo --map --json, ${nbdRows} extents)`,
-      ratio: `${r2(mMs(nbdMap) / mMs(qbmMap))}×`, target: '≥ 5× faster', met: mMs(nbdMap) / mMs(qbmMap) >= 5,
+      ratio: `${r2(mMs(nbdMap) / mMs(qbmMap))}×`, target: `≥ 5× faster (floor: ${r2(mMs(nbdMap) / mMs(qbmHelp))}×)`, met: mMs(nbdMap) / mMs(qbmMap) >= 5,
       data: { qbmMs: qbmMap.ms, nbdinfoMs: nbdMap.ms, agrees: mapAgrees, bytes: qbmOnce.stdout.length },
     })
+    {
+      const runsMs = median(parts.runs)
+      const fmtMs = median(parts.format) - runsMs
+      const nullMs = median(parts.devnull) - median(parts.format)
+      const pipeMs = mMs(qbmMap) - mMs(qbmHelp) - median(parts.format)
+      const pc = (x: number): string => `${((100 * x) / mMs(qbmMap)).toFixed(0)}%`
+      rows.push({
+        figure: `  (where it goes, each part cold in a fresh process: start-up + loading the CLI; open + finding the runs; formatting ${(qbmOnce.stdout.length / 1e6).toFixed(1)} MB of JSON; writing it, to /dev/null / the rest of the whole process: the pipe)`,
+        qbm: `${ms(mMs(qbmHelp))}; ${ms(runsMs)}; ${ms(fmtMs)}; ${ms(nullMs)} / ${ms(pipeMs)}`, baseline: '',
+        ratio: `${pc(mMs(qbmHelp))}; ${pc(runsMs)}; ${pc(fmtMs)}; ${pc(nullMs)} / ${pc(pipeMs)}`, target: '', met: null, data: parts,
+      })
+    }
     rows.push({
       figure: `  (\`--all\`: clean extents too, the ${nbdRows} extents nbdinfo prints)`,
       qbm: ms(mMs(qbmMapAll)), baseline: ms(mMs(nbdMap)),
@@ -295,8 +307,10 @@ async function main(): Promise<void> {
     rows.push(rssRow('qbm bitmap --clear-in-use=keep (C)', max(ciu.qbmRss), 0))
     rows.push({ figure: '  (whole process: qbm info D, qbm heatmap D)', qbm: `${ms(mMs(qbmInfoD))}, ${ms(mMs(qbmHeatD))}`, baseline: '', ratio: '', target: '', met: null })
 
-    rows.push({ figure: 'browser: drop → first heatmap on A', qbm: 'see e2e', baseline: '—', ratio: '', target: '≤ 300 ms', met: null })
-    rows.push({ figure: 'browser: longest main-thread task while scanning D', qbm: 'see e2e', baseline: '—', ratio: '', target: '≤ 50 ms', met: null })
+    log('browser: Chromium on the production build (dist/) and the bench page (bench-out/browser/)')
+    const br = await browserFigures(ROOT, images.A, images.D, BITMAP.D, N, tmp.path)
+    mach.chromium = br.chromium
+    rows.push(...browserRows(br))
 
     const total = elapsedSeconds() + Number(process.env.QBM_BENCH_BUILD_MS ?? 0) / 1000
     rows.push({
@@ -314,18 +328,29 @@ async function main(): Promise<void> {
   }
 }
 
-function formatTable(rows: Row[], mach: Record<string, string>, runs: number): string {
-  const head = ['figure', 'qbm', 'baseline', 'ratio', 'target', 'met?']
-  const cells = rows.map((r) => [r.figure, r.qbm, r.baseline, r.ratio, r.target, r.met === null ? '' : r.met ? 'yes' : 'NO'])
-  const lines = [
-    `qbm bench: medians of ${runs} runs (in-process figures: see each row); machine: ${mach.nproc} cores, ${mach.cpu}, ${mach.memory}, ${mach.kernel}, node ${mach.node}, ${mach.qemuImg}, ${mach.nbdinfo}`,
-    'whole-process times: wall clock around the spawn; peak RSS: GNU time %M',
-    '',
-    `| ${head.join(' | ')} |`,
-    `| ${head.map(() => '---').join(' | ')} |`,
-    ...cells.map((c) => `| ${c.join(' | ')} |`),
+/** The browser rows (browser.ts). */
+function browserRows(br: BrowserFigures): Row[] {
+  const d = br.dropToHeatmapMs
+  const sc = br.scan
+  const mbps = (t: number): string => `${(sc.bytes / 1e6 / (t / 1000)).toFixed(0)} MB/s`
+  const scanMs = median(sc.scanMs)
+  const wasm = sc.kernel === 'wasm'
+  return [
+    {
+      figure: 'browser: drop → first heatmap on A (Chromium, production build, fresh page per run)',
+      qbm: `${ms(median(d))} (${ms(Math.min(...d))}–${ms(max(d))})`, baseline: '—', ratio: '', target: '≤ 300 ms', met: median(d) <= 300, data: { ms: d },
+    },
+    {
+      figure: `browser: full scan (dirty count + 4096-cell heatmap) of D (${(sc.bytes / MiB).toFixed(0)} MiB) in a worker, kernel: ${sc.kernel}`,
+      qbm: `${ms(scanMs)} = ${mbps(scanMs)}`,
+      baseline: `${ms(sc.readBaseMs)} = ${mbps(sc.readBaseMs)} (plain \`File.slice().arrayBuffer()\` of the same bytes in the same worker, the faster of: one at a time ${ms(median(sc.readMs))}, one read ahead ${ms(median(sc.readAheadMs))})`,
+      ratio: r2(sc.ratio), target: '≥ 0.8 of read throughput, WebAssembly kernel', met: sc.ratio >= 0.8 && wasm, data: sc as unknown as Record<string, unknown>,
+    },
+    {
+      figure: `browser: longest main-thread task while the app scans D (${br.appScan.tasks} tasks in ${ms(br.appScan.scanMs)}; CPU, wall in parentheses)`,
+      qbm: `${ms(br.appScan.maxCpuMs)} (${ms(br.appScan.maxWallMs)})`, baseline: '—', ratio: '', target: '≤ 50 ms', met: br.appScan.maxCpuMs <= 50, data: br.appScan,
+    },
   ]
-  return lines.join('\n') + '\n'
 }
 
 main().catch((e: unknown) => {

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+/** GNU time, for peak RSS. */
 export const TIME = '/usr/bin/time'
 
 const t0 = performance.now()
@@ -15,10 +16,12 @@ export function log(msg: string): void {
   process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`)
 }
 
+/** Seconds since the bench started. */
 export function elapsedSeconds(): number {
   return (performance.now() - t0) / 1000
 }
 
+/** One timed process. */
 export interface ProcResult {
   /** wall clock of the whole process, ms (hrtime around spawn; includes exec of /usr/bin/time, ~1 ms) */
   ms: number
@@ -74,6 +77,7 @@ export function run(cmd: string, args: string[], opts: { input?: string | Uint8A
   return { code, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }
 }
 
+/** The median (NaN for none). */
 export function median(xs: number[]): number {
   if (xs.length === 0) return NaN
   const s = [...xs].sort((a, b) => a - b)
@@ -81,10 +85,12 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
+/** The largest (-Infinity for none). */
 export function max(xs: number[]): number {
   return xs.reduce((a, b) => Math.max(a, b), -Infinity)
 }
 
+/** Times and peak RSS of the timed runs of one process. */
 export interface Series {
   ms: number[]
   rssKiB: number[]
@@ -102,11 +108,40 @@ export function series(runs: number, warm: number, f: () => ProcResult): Series 
   return out
 }
 
+/**
+ * `runs` rounds of every process in `procs` and every function in `values` (numbers, e.g. an
+ * in-process time), one of each per round in order; a warm-up round first. Interleaving puts
+ * load changes on a shared machine into every series alike, so their differences stay honest.
+ */
+export function interleaved<P extends string, V extends string>(
+  runs: number, procs: Record<P, () => ProcResult>, values: Record<V, () => number>,
+): { procs: Record<P, Series>; values: Record<V, number[]> } {
+  const ps = Object.keys(procs) as P[]
+  const vs = Object.keys(values) as V[]
+  const out = {
+    procs: Object.fromEntries(ps.map((k) => [k, { ms: [], rssKiB: [] }])) as unknown as Record<P, Series>,
+    values: Object.fromEntries(vs.map((k) => [k, []])) as unknown as Record<V, number[]>,
+  }
+  for (let i = 0; i <= runs; i++) {
+    for (const k of ps) {
+      const r = procs[k]()
+      if (i > 0) { out.procs[k].ms.push(r.ms); out.procs[k].rssKiB.push(r.rssKiB) }
+    }
+    for (const k of vs) {
+      const v = values[k]()
+      if (i > 0) out.values[k].push(v)
+    }
+  }
+  return out
+}
+
+/** A fresh temp dir under `base` (default: the OS's) and its cleanup. */
 export function tempDir(prefix: string, base?: string): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(base ?? tmpdir(), prefix))
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) }
 }
 
+/** Throw, naming the Debian packages, when a tool the bench runs is missing. */
 export function requireTools(tools: string[]): void {
   const missing = tools.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status !== 0)
   if (missing.length) throw new Error(`the bench needs ${missing.join(', ')} (Debian: qemu-utils, libnbd-bin, time)`)
@@ -164,6 +199,9 @@ export class Prng {
   }
 }
 
+/** Binary size units. */
 export const MiB = 1024 * 1024
+/** Binary size units. */
 export const GiB = 1024 * MiB
+/** Binary size units. */
 export const TiB = 1024 * GiB

@@ -17,6 +17,7 @@ import { loadRefcounts } from '../src/engine/qcow2/refcount.js'
 /** Bytes generated and written per write. */
 const CHUNK = 8 * 1024 * 1024
 
+/** What writing D's bitmap did. */
 export interface FillResult {
   dataOffset: number
   dataBytes: number

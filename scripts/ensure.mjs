@@ -35,6 +35,8 @@ function have(cmd) {
 export const TOOLS = [
   ['qemu-img', 'qemu-utils'], ['qemu-io', 'qemu-utils'], ['qemu-nbd', 'qemu-utils'],
   ['nbdinfo', 'libnbd-bin'], ['qemu-system-x86_64', 'qemu-system-x86'], ['losetup', 'mount'], ['blockdev', 'util-linux'],
+  // Traces qbm serve's open calls, and kills it at the k-th write of a commit (src/server/*.test.ts).
+  ['strace', 'strace'],
   // Prometheus' reference parser of the exposition format, which checks `qbm scan --output=prometheus`.
   ['prometheus_client', 'python3-prometheus-client', '/usr/bin/python3 -c "import prometheus_client.parser"'],
 ]

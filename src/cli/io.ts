@@ -9,6 +9,7 @@ export function out(s: string): void {
   if (pending.length > 1 << 20) flushOut()
 }
 
+/** Write out everything `out` has buffered (synchronously; a closed pipe drops it). */
 export function flushOut(): void {
   let buf = Buffer.from(pending)
   pending = ''
@@ -24,6 +25,7 @@ export function flushOut(): void {
   }
 }
 
+/** Write `s` to stderr at once. */
 export function err(s: string): void {
   writeSync(2, s)
 }

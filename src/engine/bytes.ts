@@ -17,7 +17,7 @@
 import { FormatError } from './errors.js'
 
 /** 2^53 - 1 as a bigint: the largest offset a number holds exactly. */
-export const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
 
 /** An offset past the end of any file: what a 64-bit offset above 2^53 that QEMU accepts decodes to. */
 export const FAR = 2 ** 53

@@ -10,7 +10,7 @@
  */
 import type { BlockDevice } from './device.js'
 import { type AbortSignalLike, type Finding, type FormatError, plainFinding, throwIfAborted } from './errors.js'
-import { ExtensionType, HeaderField, Incompatible, MAX_CLUSTER_BITS, hasBit } from './qcow2/constants.js'
+import { ExtensionType, HeaderField, Incompatible, MAX_CLUSTER_BITS, extensionTypeName, hasBit } from './qcow2/constants.js'
 import { type Header, decodeHeader, headerFeatureNames } from './qcow2/header.js'
 import { type HeaderExtension, decodeExtensions, duplicateExtensionTypes, extensionString, findExtension } from './qcow2/extensions.js'
 import type { BitmapsExtension } from './qcow2/bitmaps/extension.js'
@@ -92,7 +92,7 @@ export async function openImage(device: BlockDevice, opts: OpenOptions = {}): Pr
   if (hasBit(header.incompatibleFeatures, Incompatible.corrupt)) warn('The corrupt bit is set: QEMU refuses to open this image read-write. Editing is refused.')
   if (header.cryptMethod !== 0) warn(`The image is encrypted (crypt_method ${header.cryptMethod}); bitmaps are not encrypted and can still be read.`)
   for (const t of duplicateExtensionTypes(extensions)) {
-    warn(`Header extension 0x${t.toString(16)} appears more than once; QEMU uses the last one (so does qbm), and an edit writes it once.`)
+    warn(`Header extension ${extensionTypeName(t)} appears more than once; QEMU uses the last one (so does qbm), and an edit writes it once.`)
   }
 
   let backingFile: string | undefined

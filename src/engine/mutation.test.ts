@@ -1,20 +1,39 @@
 /**
- * Hostile input (issue 2 "Hostile input"): seeded byte- and field-level mutations of every
- * fixture and of a few built images, aimed at metadata (cluster 0, the bitmaps extension, the
- * directory, bitmap tables and data, the reftable and refblocks, the L1 table). For each
- * mutant, openImage + describeImage (with counts) + extent pages, ranges, heatmaps and the
- * digest of every readable bitmap must either succeed or throw an engine error
+ * Hostile input (issue 2 "Hostile input", issue 10 "Hostile input on the write path"): seeded
+ * byte- and field-level mutations of every fixture and of a few built images, aimed at metadata
+ * (cluster 0, the bitmaps extension, the directory, bitmap tables and data, the reftable and
+ * refblocks, the L1 table).
+ *
+ * Read path: for each mutant, openImage + describeImage (with counts) + extent pages, ranges,
+ * heatmaps and the digest of every readable bitmap must either succeed or throw an engine error
  * (FormatError / UnsupportedError / DeviceError / ConstraintError), never a TypeError,
  * RangeError or undefined access; finish within 2 s; and never ask the device for bytes past
  * the end of the file, for more than 64 MiB at once, or for more than 512 MiB in total.
+ *
+ * Write path: for each mutant, checkImage, the allocation map and the planner (a random edit
+ * or repair) under the same rules, and the plan, if any, committed to a copy. "Safe" means:
+ * - a refusal (an engine error from the planner) leaves the file byte-identical: no write at all;
+ * - a write touches no cluster that guest data or its mapping uses (everything the check counts
+ *   as referenced outside the bitmaps, except cluster 0 and the refcount structures, which the
+ *   plan rewrites by design), so the guest data is unchanged;
+ * - the written image passes qbm's check no worse than before (no corruption, no check error;
+ *   clean stays clean);
+ * - on a sample of the writes, QEMU agrees: `qemu-img check` on the result is no worse than on
+ *   the mutant, and `qemu-img compare` finds the guest data of both identical.
  */
 import { describe, expect, it } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { MemoryDevice } from '../io/memory.js'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import {
-  ConstraintError, DeviceError, FormatError, UnsupportedError, bitmapSha256, describeImage, digestLength, extentPage,
-  extentsInRange, heatmap, openImage, type Image,
+  AllocationMap, ConstraintError, DeviceError, FormatError, UnsupportedError, bitmapSha256, checkImage, commitPlan,
+  describeImage, digestLength, extentPage, extentsInRange, heatmap, openImage, planEdits, planRepair, type Edit, type Image,
+  type Plan, type Repair,
 } from './index.js'
+import { loadRefcounts } from './qcow2/refcount.js'
+import { requireTool, run } from '../test-support/tools.js'
 import { readable, readerFor } from './describe.js'
 import { HeaderField } from './qcow2/constants.js'
 import { Rng } from '../test-support/prng.js'
@@ -214,6 +233,129 @@ async function sources(): Promise<Source[]> {
   return out
 }
 
+/** A random edit (or repair) for this image, built from its bitmaps' names. */
+function pickEdit(img: Image, rng: Rng): { edit?: Edit; repair?: Repair; what: string } {
+  const names = img.bitmaps.map((b) => b.name)
+  const name = names.length ? rng.pick(names) : 'none'
+  const k = rng.int(12)
+  const e = (edit: Edit): { edit: Edit; what: string } => ({ edit, what: JSON.stringify(edit) })
+  switch (k) {
+    case 0: return e({ op: 'add', name: `m${rng.int(100)}`, ...(rng.bool(0.5) ? { granularity: rng.pick([512, 4096, 65536, 2 ** 31]) } : {}) })
+    case 1: return e({ op: 'remove', name })
+    case 2: return e({ op: 'clear', name })
+    case 3: return e({ op: rng.bool(0.5) ? 'enable' : 'disable', name })
+    case 4: return e({ op: 'rename', name, newName: `${name}-r` })
+    case 5: return e({ op: 'clear-in-use', name, mode: rng.pick(['keep', 'dirty', 'empty'] as const) })
+    case 6: return e({ op: 'merge', name, source: names.length ? rng.pick(names) : 'none' })
+    case 7: return e({ op: 'set-ranges', name, ranges: new Float64Array([0, 65536, 2 ** 20, 2 ** 21]), what: 'test ranges' })
+    case 8: return { repair: 'drop-all-bitmaps', what: 'repair drop-all-bitmaps' }
+    case 9: return { repair: 'retrust', what: 'repair retrust' }
+    case 10: return { repair: 'fix-autoclear', what: 'repair fix-autoclear' }
+    default: return e({ op: 'add', name: `m${rng.int(100)}` })
+  }
+}
+
+/** Clusters guest data or its mapping uses: referenced outside the bitmaps, minus cluster 0 and the refcount structures. */
+async function mappingClusters(img: Image, signal: { readonly aborted: boolean }): Promise<(c: number) => boolean> {
+  let refs: ((c: number) => number) | undefined
+  await checkImage(img, { ignoreBitmaps: true, signal, onReferences: (f) => { refs = f } })
+  const h = img.header
+  const cs = h.clusterSize
+  const own = new Set<number>([0])
+  for (let k = 0; k < h.refcountTableClusters; k++) own.add(h.refcountTableOffset / cs + k)
+  const rc = await loadRefcounts(img.device, h)
+  for (const off of rc.reftable) if (off) own.add(off / cs)
+  return (c) => !own.has(c) && (refs?.(c) ?? 0) > 0
+}
+
+interface WriteOutcome extends Outcome { wrote?: { before: Uint8Array; after: Uint8Array; plan: Plan; qbmBefore: number; qbmAfter: number; external: boolean }; refused?: string; what?: string }
+
+/** The write path under the same deadline: check, allocation map, planner, commit to a copy. */
+async function exerciseWrite(bytes: Uint8Array, rng: Rng): Promise<WriteOutcome> {
+  const mem = new MemoryDevice(bytes)
+  const dev = new RecordingDevice(mem)
+  const t0 = Date.now()
+  const deadline = t0 + CASE_MS
+  dev.deadline = deadline
+  const signal = deadlineSignal(deadline)
+  let what = ''
+  try {
+    const img = await openImage(dev, { signal })
+    const before = await checkImage(img, { signal, findingLimit: 20 })
+    try {
+      const map = await AllocationMap.open(img)
+      let n = 0
+      for await (const r of map.runs(0, img.header.diskLength, signal)) {
+        if (r.length <= 0) throw new Error(`allocation run of length ${r.length}`)
+        if (++n >= 100_000) break
+      }
+    } catch (e) {
+      if (!isEngineError(e)) throw e
+    }
+    const pick = pickEdit(img, rng)
+    what = pick.what
+    let plan: Plan
+    try {
+      const opts = { signal, force: rng.bool(0.5) }
+      plan = pick.repair ? await planRepair(img, pick.repair, opts) : await planEdits(img, [pick.edit!], opts)
+    } catch (e) {
+      if (!isEngineError(e)) throw e
+      const same = mem.writes === 0 && Buffer.compare(mem.bytes(), bytes) === 0
+      if (!same) return { ok: false, failure: `refused (${(e as Error).message}) but the file changed`, ms: Date.now() - t0, dev, what }
+      return { ok: true, refused: (e as Error).name, ms: Date.now() - t0, dev, what }
+    }
+    // Safety of the write: nothing the guest's data or its mapping uses is touched.
+    const used = await mappingClusters(img, signal)
+    const cs = img.header.clusterSize
+    for (const w of [...plan.writes, plan.header, ...plan.frees]) {
+      for (let c = Math.floor(w.offset / cs); c <= Math.floor((w.offset + w.data.length - 1) / cs); c++) {
+        if (used(c)) return { ok: false, failure: `the plan writes ${w.what} over cluster ${c}, which guest data or its mapping uses`, ms: Date.now() - t0, dev, what }
+      }
+    }
+    const out = new MemoryDevice(bytes)
+    await commitPlan(out, plan)
+    const after = await checkImage(await openImage(out, { signal }), { signal, findingLimit: 20 })
+    const worse = after.corruptions > 0 || after.checkErrors > 0 || after.exitCode === 1 || after.exitCode === 2 || (before.exitCode === 0 && after.exitCode !== 0)
+    if (worse) return { ok: false, failure: `the write left check exit ${after.exitCode} (${after.corruptions} corruptions, first: ${after.findings.find((f) => f.kind === 'error')?.message}); before: exit ${before.exitCode}`, ms: Date.now() - t0, dev, what }
+    return {
+      ok: true, ms: Date.now() - t0, dev, what,
+      wrote: { before: bytes, after: out.bytes(), plan, qbmBefore: before.exitCode, qbmAfter: after.exitCode, external: img.backingFile !== undefined || img.dataFile !== undefined },
+    }
+  } catch (e) {
+    const ms = Date.now() - t0
+    if (e instanceof DeadlineExceeded || (e as Error)?.name === 'AbortError') return { ok: false, failure: `timed out after ${ms} ms`, ms, dev, what }
+    if (isEngineError(e)) return { ok: true, engineError: (e as Error).name, ms, dev, what }
+    return { ok: false, failure: `${(e as Error)?.name}: ${(e as Error)?.message}\n${(e as Error)?.stack?.split('\n').slice(1, 4).join('\n')}`, ms, dev, what }
+  }
+}
+
+/**
+ * QEMU's view of a write: qemu-img check before and after, and qemu-img compare of the guest
+ * data. When QEMU refuses the mutant for its bitmap metadata (what a drop-all repair is for), the
+ * guest data of the mutant is read with autoclear bit 0 cleared, so QEMU ignores the bitmaps.
+ * 'unjudged' when QEMU cannot open the mutant even then.
+ */
+function qemuJudges(dir: string, k: number, w: NonNullable<WriteOutcome['wrote']>): string | undefined | 'unjudged' {
+  const a = join(dir, `before-${k}.qcow2`)
+  const b = join(dir, `after-${k}.qcow2`)
+  writeFileSync(a, w.before)
+  writeFileSync(b, w.after)
+  const ca = run('qemu-img', ['check', '-f', 'qcow2', a]).code
+  const cb = run('qemu-img', ['check', '-f', 'qcow2', b]).code
+  if (!(cb === 0 || cb === 3) || (ca === 0 && cb !== 0)) return `qemu-img check: ${ca} before, ${cb} after (qbm: ${w.qbmBefore}, ${w.qbmAfter})`
+  let cmp = run('qemu-img', ['compare', '-f', 'qcow2', '-F', 'qcow2', a, b])
+  if (cmp.code === 2 && new DataView(w.before.buffer, w.before.byteOffset).getUint32(HeaderField.version) === 3) {
+    const untrusted = w.before.slice()
+    const v = new DataView(untrusted.buffer)
+    v.setBigUint64(HeaderField.autoclearFeatures, v.getBigUint64(HeaderField.autoclearFeatures) & ~1n)
+    writeFileSync(a, untrusted)
+    cmp = run('qemu-img', ['compare', '-f', 'qcow2', '-F', 'qcow2', a, b])
+  }
+  if (cmp.code === 2 && /Could not open '[^']*before/.test(cmp.stderr)) return 'unjudged'
+  if (cmp.code !== 0) return `qemu-img compare: exit ${cmp.code}: ${cmp.stdout}${cmp.stderr}`
+  return undefined
+}
+
 describe('seeded mutations never crash, hang or over-read', () => {
   it('thousands of byte- and field-level mutations of every fixture', async () => {
     const srcs = await sources()
@@ -249,6 +391,55 @@ describe('seeded mutations never crash, hang or over-read', () => {
     }
     console.log(`mutation test: ${cases} cases over ${srcs.length} images in ${Date.now() - t0} ms; ${engineErrors} engine errors; slowest case ${slowest} ms; largest read ${maxRead} bytes; most bytes read by one case ${maxTotal}; ${failures.length} failures`)
     expect(cases).toBeGreaterThan(3000)
+    expect([...new Set(failures)]).toEqual([])
+  }, 120_000)
+
+  it('the write path (check, allocation map, planner, commit) on mutants: refusals write nothing, writes are safe', async () => {
+    requireTool('qemu-img')
+    const srcs = await sources()
+    const rng = new Rng(SEED + 1)
+    const perSource = 60
+    const qemuSample = 40
+    const dir = mkdtempSync(join(tmpdir(), 'qbm-mut-write-'))
+    const failures: string[] = []
+    let cases = 0, refusals = 0, writes = 0, judged = 0, slowest = 0
+    const t0 = Date.now()
+    try {
+      for (const src of srcs) {
+        for (let k = 0; k < perSource; k++) {
+          const caseSeed = rng.u32()
+          const crng = new Rng(caseSeed)
+          // Every fifth case leaves the image as it is, so clean images reach the writer too.
+          const m = k % 5 === 0 ? { bytes: src.bytes.slice(), what: 'unmutated' } : mutate(src, crng)
+          const o = await exerciseWrite(m.bytes, crng)
+          cases++
+          slowest = Math.max(slowest, o.ms)
+          if (o.refused) refusals++
+          const problems: string[] = []
+          if (!o.ok) problems.push(o.failure!)
+          if (o.ms > CASE_MS) problems.push(`took ${o.ms} ms`)
+          if (o.dev.badReads.length) problems.push(`read past the end of the ${m.bytes.length}-byte file: ${JSON.stringify(o.dev.badReads.slice(0, 3))}`)
+          if (o.dev.maxRead > MAX_READ) problems.push(`single read of ${o.dev.maxRead} bytes`)
+          if (o.wrote) {
+            writes++
+            // QEMU judges a sample: the first writes of each source, until the sample is full.
+            if (judged < qemuSample && !o.wrote.external && (k < 10 || writes % 7 === 0)) {
+              const verdict = qemuJudges(dir, judged, o.wrote)
+              if (verdict !== 'unjudged') judged++
+              if (verdict && verdict !== 'unjudged') problems.push(verdict)
+            }
+          }
+          if (problems.length && failures.length < 40) failures.push(`${src.name} case seed ${caseSeed} [${m.what}] edit ${o.what}: ${problems.join('; ')}`)
+          else if (problems.length) failures.push('…')
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    console.log(`mutation write path: ${cases} cases over ${srcs.length} images in ${Date.now() - t0} ms; ${refusals} refused, ${writes} written (${judged} judged by qemu-img check and compare); slowest case ${slowest} ms; ${failures.length} failures`)
+    expect(cases).toBeGreaterThan(3000)
+    expect(writes).toBeGreaterThan(200)
+    expect(judged).toBe(qemuSample)
     expect([...new Set(failures)]).toEqual([])
   }, 120_000)
 })

@@ -35,6 +35,7 @@ export function isCleanUtf8(bytes: Uint8Array): boolean {
   }
 }
 
+/** The bytes a name is stored as: UTF-8. */
 export function encodeName(name: string): Uint8Array {
   return enc.encode(name)
 }
@@ -56,14 +57,7 @@ function utf8SeqLen(b: Uint8Array, i: number): number {
   }
 }
 
-/** Byte-wise equality, as QEMU compares names (strcmp). */
-export function sameName(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-/** A string key with the same equality as `sameName` (one char per byte), for hash lookups. */
+/** A string key with byte-wise equality (one char per byte), for hash lookups of names. */
 export function nameKeyOf(a: Uint8Array): string {
   let s = ''
   for (let i = 0; i < a.length; i += 8192) s += String.fromCharCode(...a.subarray(i, i + 8192))

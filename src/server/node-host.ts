@@ -18,6 +18,7 @@ import type { NodeFileDevice } from '../io/node-file.js'
 import type { HolderInfo, HostInfo, HostOverview, OpenSource } from '../session/api.js'
 import type { OpenedSource, SessionHost } from '../session/host.js'
 import type { CheckResult } from '../session/overview.js'
+import { PacedDevice } from './paced-device.js'
 
 export interface NodeHostOptions {
   /** the PATHs of the command line */
@@ -41,6 +42,8 @@ interface HostOpened extends OpenedSource {
 export class NodeHost implements SessionHost {
   private catalog: Catalog = { entries: [], errors: [] }
   private byId = new Map<string, CatalogEntry>()
+  /** when the PATHs were last walked because of an unknown id */
+  private lastMissRescan = 0
   /** commits in flight, by real path: one at a time per image */
   private readonly commits = new Map<string, Promise<void>>()
 
@@ -60,7 +63,13 @@ export class NodeHost implements SessionHost {
   }
 
   private entry(id: string): CatalogEntry {
-    const e = this.byId.get(id) ?? (this.rescan(), this.byId.get(id))
+    let e = this.byId.get(id)
+    // An id the last walk did not know may be a new image: walk again, at most once a second.
+    if (!e && Date.now() - this.lastMissRescan > 1000) {
+      this.lastMissRescan = Date.now()
+      this.rescan()
+      e = this.byId.get(id)
+    }
     if (!e) throw new ConstraintError(`there is no image '${id}' under the paths this server was given`)
     return e
   }
@@ -72,7 +81,8 @@ export class NodeHost implements SessionHost {
     const holder = readLockTable().holderOf(device.stat())
     const heldBy: HolderInfo | undefined = holder ? { ...holder, text: holderText(holder) } : undefined
     const opened: HostOpened = {
-      device,
+      // Paced: the session's long reads let a cancel or a closed socket in (paced-device.ts).
+      device: new PacedDevice(device),
       entry,
       name: entry.path,
       fileName: basename(entry.path),
@@ -158,7 +168,7 @@ export class NodeHost implements SessionHost {
     try {
       const holder = readLockTable().holderOf(dev.stat())
       if (holder) return { status: 'skipped', corruptions: 0, leaks: 0, checkErrors: 0, message: `open in ${holderText(holder)}: its metadata changes under a check` }
-      const img = await openImage(dev, signal ? { signal } : {})
+      const img = await openImage(new PacedDevice(dev), signal ? { signal } : {})
       return checkResult(await checkImage(img, signal ? { signal } : {}))
     } catch (err) {
       if (err instanceof AbortError) throw err

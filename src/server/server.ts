@@ -19,8 +19,12 @@ import { checkRequest } from './validate.js'
 
 /** The largest socket message accepted (checkpoint XML files are the big ones). */
 export const MAX_MESSAGE_BYTES = 8 << 20
-/** Calls one connection may have in flight. */
+/** Calls one connection may have in flight (cancel is not counted against it). */
 export const MAX_IN_FLIGHT = 64
+/** Open sockets at once (every tab of every user with the token). */
+export const MAX_CONNECTIONS = 32
+/** Bytes queued for a page that does not read: past this, its socket is closed. */
+export const MAX_QUEUED_BYTES = 128 << 20
 const SOCKET_PATH = '/api/socket'
 const PING_MS = 30_000
 
@@ -43,6 +47,23 @@ export interface RunningServer {
   /** open sockets */
   connections(): number
   close(): Promise<void>
+}
+
+/**
+ * A close reason that fits the frame: at most 123 bytes of UTF-8 (RFC 6455 §5.5: a control
+ * frame carries 125 bytes, 2 of them the code), cut at a character. ws throws on a longer one,
+ * which once let a malformed message whose refusal text held '✖' (3 bytes) crash the server.
+ */
+export function closeReason(text: string): string {
+  let out = ''
+  let bytes = 0
+  for (const ch of text) {
+    const n = Buffer.byteLength(ch)
+    if (bytes + n > 123) break
+    out += ch
+    bytes += n
+  }
+  return out
 }
 
 function refuse(socket: Duplex, status: number, text: string): void {
@@ -77,6 +98,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const given = offered.find((p) => p.startsWith(TOKEN_PREFIX))?.slice(TOKEN_PREFIX.length)
     if (!tokenMatches(token, given)) return refuse(socket, 401, 'Unauthorized (missing or wrong token)')
     if (!offered.includes(PROTOCOL)) return refuse(socket, 400, 'Bad Request (subprotocol)')
+    if (wss.clients.size >= MAX_CONNECTIONS) return refuse(socket, 503, `Service Unavailable (${MAX_CONNECTIONS} connections open)`)
     wss.handleUpgrade(req, socket, head, (ws) => connect(ws, req))
   })
 
@@ -91,8 +113,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     }, PING_MS)
     let inFlight = 0
     let listener: ((m: unknown) => void) | undefined
-    const send = (m: unknown): void => { if (ws.readyState === ws.OPEN) ws.send(encodeMessage(m)) }
-    const session = new EngineSession(opts.host, (jobId, d, t, step) => { void page.progress(jobId, d, t, step) })
+    const send = (m: unknown): void => {
+      if (ws.readyState !== ws.OPEN) return
+      // A page that stops reading does not make the server hold its answers without bound.
+      if (ws.bufferedAmount > MAX_QUEUED_BYTES) { ws.terminate(); return }
+      ws.send(encodeMessage(m))
+    }
+    // Progress after the socket closed is dropped: a call on a closed birpc rejects, and an
+    // unhandled rejection would end the process.
+    const session = new EngineSession(opts.host, (jobId, d, t, step) => { if (!page.$closed) page.progress(jobId, d, t, step).catch(() => undefined) })
     const page = serveEngine(session, {
       post: (data) => {
         if ((data as { t?: string }).t === 's') inFlight--
@@ -101,6 +130,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       on: (fn) => { listener = fn },
     }, (e) => log(`socket: ${(e as Error).message ?? String(e)}`))
     ws.on('message', (data, isBinary) => {
+      try {
+        onMessage(data, isBinary)
+      } catch (e) {
+        // Whatever a message does, it ends at most its own connection.
+        log(`socket: ${(e as Error).message ?? String(e)}`)
+        ws.close(1011, 'internal error')
+      }
+    })
+    const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
       if (!isBinary) { ws.close(1003, 'binary MessagePack frames only'); return }
       let msg: unknown
       try {
@@ -112,18 +150,17 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       const c = checkRequest(msg)
       if (!c.ok) {
         if (c.id) send({ t: 's', i: c.id, e: { code: 'BadRequest', message: c.message } })
-        else ws.close(1008, c.message.slice(0, 120))
+        else ws.close(1008, closeReason(c.message))
         return
       }
-      if (c.msg.i) {
-        if (inFlight >= MAX_IN_FLIGHT) {
-          send({ t: 's', i: c.msg.i, e: { code: 'Busy', message: `more than ${MAX_IN_FLIGHT} calls in flight on one connection` } })
-          return
-        }
-        inFlight++
+      // cancel holds nothing and is what frees the slots: never refused.
+      if (inFlight >= MAX_IN_FLIGHT && c.msg.m !== 'cancel') {
+        send({ t: 's', i: c.msg.i, e: { code: 'Busy', message: `more than ${MAX_IN_FLIGHT} calls in flight on one connection` } })
+        return
       }
+      inFlight++
       listener?.(c.msg)
-    })
+    }
     ws.on('close', () => {
       clearInterval(ping)
       session.dispose()

@@ -10,7 +10,8 @@ import type { EngineApi } from '../session/api.js'
 const index = z.number().int().min(0).max(1 << 20)
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const count = z.number().int().min(0).max(1 << 24)
-const cells = z.number().int().min(1).max(1 << 22)
+/** at most 2^20 cells (8 MiB of answer): the 2-D map asks for ~300,000 */
+const cells = z.number().int().min(1).max(1 << 20)
 const jobId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional()
 const id = z.number().int().min(-(1 << 20)).max(1 << 20)
 /** a bitmap name: at most 1023 bytes of UTF-8 (QEMU's limit), so 1023 UTF-16 units is a safe bound for the check */
@@ -67,11 +68,14 @@ const ARGS: { [K in keyof EngineApi]: z.ZodTuple } = {
   hostCheck: z.tuple([z.string().min(1).max(128), jobId]),
 }
 
-/** A request as birpc sends it. */
-const request = z.strictObject({ t: z.literal('q'), i: z.string().min(1).max(64).optional(), m: z.string().max(64), a: z.array(z.unknown()).max(8), o: z.boolean().optional() })
+/**
+ * A request as birpc sends it. The id is required: the page awaits every call (its only
+ * events are the server's progress), and a call without an id would escape the in-flight limit.
+ */
+const request = z.strictObject({ t: z.literal('q'), i: z.string().min(1).max(64), m: z.string().max(64), a: z.array(z.unknown()).max(8), o: z.boolean().optional() })
 
 export type Checked =
-  | { ok: true; msg: { t: 'q'; i?: string; m: keyof EngineApi; a: unknown[] } }
+  | { ok: true; msg: { t: 'q'; i: string; m: keyof EngineApi; a: unknown[] } }
   | { ok: false; id?: string; message: string }
 
 /** Check one decoded message; a refusal says which method and argument is wrong. */
@@ -82,14 +86,15 @@ export function checkRequest(msg: unknown): Checked {
     return { ok: false, ...(i && i.length <= 64 ? { id: i } : {}), message: `malformed request: ${z.prettifyError(r.error).replace(/\n/g, '; ')}` }
   }
   const m = r.data.m
-  if (!Object.hasOwn(ARGS, m)) return { ok: false, ...(r.data.i ? { id: r.data.i } : {}), message: `unknown method '${m}'` }
+  const id = r.data.i
+  if (!Object.hasOwn(ARGS, m)) return { ok: false, id, message: `unknown method '${m}'` }
   const spec = ARGS[m as keyof EngineApi]
   // Trailing optional arguments may be left out.
   const args = [...r.data.a]
   const want = spec.def.items.length
-  if (args.length > want) return { ok: false, ...(r.data.i ? { id: r.data.i } : {}), message: `${m}: expected at most ${want} arguments, got ${args.length}` }
+  if (args.length > want) return { ok: false, id, message: `${m}: expected at most ${want} arguments, got ${args.length}` }
   while (args.length < want) args.push(undefined)
   const a = spec.safeParse(args)
-  if (!a.success) return { ok: false, ...(r.data.i ? { id: r.data.i } : {}), message: `${m}: ${z.prettifyError(a.error).replace(/\n/g, '; ')}` }
-  return { ok: true, msg: { t: 'q', ...(r.data.i ? { i: r.data.i } : {}), m: m as keyof EngineApi, a: a.data as unknown[] } }
+  if (!a.success) return { ok: false, id, message: `${m}: ${z.prettifyError(a.error).replace(/\n/g, '; ')}` }
+  return { ok: true, msg: { t: 'q', i: id, m: m as keyof EngineApi, a: a.data as unknown[] } }
 }

@@ -4,7 +4,7 @@
  * never for the whole list.
  */
 import type { AbortSignalLike, Extent } from '../engine/index.js'
-import { AbortError } from '../engine/index.js'
+import { AbortError, ConstraintError } from '../engine/index.js'
 
 export class ExtentStore {
   private off = new Float64Array(1024)
@@ -27,10 +27,12 @@ export class ExtentStore {
     this.totalBytes += e.length
   }
 
-  static async from(src: AsyncIterable<Extent>, signal?: AbortSignalLike): Promise<ExtentStore> {
+  /** Collect `src`; more than `maxCount` extents is refused (memory is 16 bytes per extent). */
+  static async from(src: AsyncIterable<Extent>, signal?: AbortSignalLike, maxCount = Infinity): Promise<ExtentStore> {
     const s = new ExtentStore()
     for await (const e of src) {
       if ((s.count & 4095) === 4095 && signal?.aborted) throw new AbortError()
+      if (s.count >= maxCount) throw new ConstraintError(`the result has more than ${maxCount.toLocaleString('en-US')} extents: too many to keep (compare bitmaps of a coarser granularity)`)
       s.push(e)
     }
     return s

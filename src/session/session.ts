@@ -27,6 +27,8 @@ import { overlayCells } from './overlay.js'
 
 /** Longest backing chain followed. */
 const MAX_CHAIN = 16
+/** Most extents a comparison keeps (16 bytes each: 128 MiB). */
+export const MAX_ALGEBRA_EXTENTS = 8_000_000
 
 /** One open image. */
 export interface OpenImage {
@@ -362,7 +364,7 @@ export class EngineSession implements EngineApi {
       await ra.scan(sig(signal))
       await rb.scan(sig(signal))
       const L = ra.diskLength
-      const store = await ExtentStore.from(combineExtents(dirtyIn(ra, 0, L, signal), dirtyIn(rb, 0, L, signal), op), signal)
+      const store = await ExtentStore.from(combineExtents(dirtyIn(ra, 0, L, signal), dirtyIn(rb, 0, L, signal), op), signal, MAX_ALGEBRA_EXTENTS)
       const id = ++this.algebraSeq
       this.algebraResults.set(id, store)
       return { id, extentCount: store.count, dirtyBytes: store.totalBytes }

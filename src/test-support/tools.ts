@@ -9,12 +9,12 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const QBM = join(ROOT, 'bin', 'qbm.mjs')
+export const QBM = join(ROOT, 'bin', 'qbm.cjs')
 export const TESTDATA = join(ROOT, 'src', 'engine', 'testdata')
 
 const APT: Record<string, string> = {
   'qemu-img': 'qemu-utils', 'qemu-io': 'qemu-utils', 'qemu-nbd': 'qemu-utils',
-  nbdinfo: 'libnbd-bin', 'qemu-system-x86_64': 'qemu-system-x86', losetup: 'mount', blockdev: 'util-linux',
+  nbdinfo: 'libnbd-bin', 'qemu-system-x86_64': 'qemu-system-x86', losetup: 'mount', blockdev: 'util-linux', strace: 'strace',
 }
 
 /**

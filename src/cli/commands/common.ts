@@ -4,7 +4,7 @@ import { NodeFileDevice } from '../../io/node-file.js'
 import { editInPlace, heldBy, heldLabel } from '../../host/edit.js'
 import type { LockHolder } from '../../host/locks.js'
 import { err } from '../io.js'
-import { type Bitmap, type Image, type Plan, openImage } from '../../engine/index.js'
+import { type Bitmap, type ConstraintCode, ConstraintError, type Image, type Plan, openImage } from '../../engine/index.js'
 import { readerFor, readable } from '../../engine/describe.js'
 import type { BitmapReader } from '../../engine/index.js'
 
@@ -84,7 +84,20 @@ export async function editFile(path: string, makePlan: (img: Image) => Promise<P
     return plan
   } catch (e) {
     if ((e as NodeJS.ErrnoException).syscall === 'open') throw new CliError(`Could not open '${path}': ${(e as Error).message}`)
-    if (e instanceof Error && e.name === 'ConstraintError') throw new CliError(e.message)
+    if (e instanceof ConstraintError) throw new CliError(e.message + flagHint(e.code, path))
     throw e
+  }
+}
+
+/** The CLI's own way out of a refused edit, keyed on the engine's code: its flag names. */
+export function flagHint(code: ConstraintCode, image: string): string {
+  switch (code) {
+    case 'bitmaps-in-use': return '; if it is not (its writer crashed), confirm with --force'
+    case 'bitmap-metadata-broken':
+    case 'bitmap-metadata-invalid': return `; to repair: qbm repair ${image} --drop-all-bitmaps`
+    case 'bitmaps-untrusted': return `; to repair: qbm repair ${image} --retrust (every bit set) or --drop-all-bitmaps`
+    case 'stored-bits-unusable': return '; use --clear-in-use=dirty or --clear-in-use=empty'
+    case 'image-check-failed': return `; \`qbm check ${image}\` lists every problem`
+    default: return ''
   }
 }

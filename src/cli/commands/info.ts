@@ -1,10 +1,10 @@
 /** `qbm info IMAGE [--output=human|json] [--sha256]`: header summary and every bitmap. */
 import { describeImage, humanAndExact, humanBytes } from '../../engine/index.js'
-import type { ImageSummary } from '../../engine/index.js'
+import type { BitmapReader, ImageSummary } from '../../engine/index.js'
 import { type Parsed, has, outputFormat } from '../args.js'
 import { heldLabel } from '../../host/edit.js'
 import type { LockHolder } from '../../host/locks.js'
-import { out } from '../io.js'
+import { err, out } from '../io.js'
 import { openPath } from './common.js'
 
 /** Run `qbm info`. */
@@ -12,7 +12,11 @@ export async function cmdInfo(p: Parsed, path: string): Promise<number> {
   const fmt = outputFormat(p)
   const { dev, img, held } = await openPath(path, { quiet: true })
   try {
-    const s = await describeImage(img, { sha256: has(p, 'sha256') })
+    const readers = new Map<number, BitmapReader>()
+    const s = await describeImage(img, { sha256: has(p, 'sha256'), readers })
+    // Never on Node (WebAssembly SIMD is always there), but a fallback is never silent.
+    const js = [...readers.values()].find((r) => r.kernel?.kind === 'js')
+    if (js) err(`qbm: warning: bitmap data counted by the slower JavaScript kernel: ${js.kernel!.fallbackReason}\n`)
     if (fmt === 'json') {
       const heldBy = held ? { pid: held.pid ?? null, program: held.program ?? null, write: held.write, lockBytes: held.lockBytes } : null
       out(JSON.stringify({ image: path, heldBy, ...s }, null, 2) + '\n')

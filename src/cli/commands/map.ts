@@ -2,179 +2,136 @@
  * `qbm map IMAGE BITMAP [--output=human|json] [--all]`: dirty extents, merged, in guest bytes,
  * as nbdinfo --map=qemu:dirty-bitmap:NAME prints them.
  *
- * A million extents make ~20 MB of output, so the extents come in batches (extentBatches: one
- * await per batch) and the text is written as ASCII bytes into one reused buffer, flushed to
- * fd 1 every 1 MiB: no string, array, object or promise per extent (bench/README.md, issue 5).
+ * A million extents make ~20 MB of output, so the runs of set bits come in batches
+ * (BitmapReader.runBatches: one await per batch) and the records are formatted by a WebAssembly
+ * module (map-format.wat) into two output buffers in its memory: no string, array, object or
+ * promise per extent, and no JIT warm-up on the one loop that runs a million times
+ * (bench/README.md, issues 5 and 12). Each full 1 MiB buffer is written by an asynchronous
+ * write (the syscall runs on libuv's thread pool) while the records go on into the other one,
+ * so writing to the pipe overlaps formatting.
  */
-import { writeSync } from 'node:fs'
-import { extentBatches } from '../../engine/analysis/extents.js'
+import { write } from 'node:fs'
 import { type Parsed, has, outputFormat } from '../args.js'
 import { flushOut } from '../io.js'
 import { openPath, requireBitmap, requireReader } from './common.js'
+import { MAP_FORMAT_WASM } from './map-format.bytes.js'
 
-/** Output is written out when the buffer passes this; one record is far below the slack. */
+/** A buffer is written out when it passes this; one record is far below the slack. */
 const FLUSH_AT = 1 << 20
 const SLACK = 4096
 
-const bytesOf = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
-/** "00" .. "99" as byte pairs: two digits per division. */
-const PAIRS = bytesOf(Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0')).join(''))
-/** 10^i for i < 17 (safe integers have at most 16 digits) */
-const POW10 = Array.from({ length: 17 }, (_, i) => 10 ** i)
-
-const J_OFFSET = bytesOf('\n{"offset":')
-const J_LENGTH = bytesOf(',"length":')
-const J_DIRTY = bytesOf(',"dirty":true}')
-const J_CLEAN = bytesOf(',"dirty":false}')
-const H_DIRTY = bytesOf('    1  dirty\n')
-const H_CLEAN = bytesOf('    0  clean\n')
-
-/** Copy `s` into `b` at `p`; returns the position after it. */
-function putBytes(b: Uint8Array, p: number, s: Uint8Array): number {
-  for (let i = 0; i < s.length; i++) b[p++] = s[i]!
-  return p
-}
-
 /**
- * Decimal digits of a non-negative safe integer at `p`, right-aligned in `width` columns (spaces
- * before); returns the position after it. Digits are written from the last one back, two per
- * division, in 32-bit integer arithmetic once the rest is below 2^32.
+ * Where MapWriter's bytes go: a write of `data` (the writer does not touch it until the promise
+ * settles), resolving to false when the reader has gone (a closed pipe): the writer then stops.
  */
-export function putNum(b: Uint8Array, p: number, n: number, width = 0): number {
-  let nd = 1
-  while (nd < 16 && n >= POW10[nd]!) nd++
-  for (let pad = width - nd; pad > 0; pad--) b[p++] = 32
-  const after = p + nd
-  let end = after
-  while (n >= 4294967296) {
-    const q = Math.floor(n / 100)
-    const r = (n - q * 100) << 1
-    b[--end] = PAIRS[r + 1]!
-    b[--end] = PAIRS[r]!
-    n = q
-  }
-  let m = n >>> 0
-  while (m >= 100) {
-    const q = (m / 100) >>> 0
-    const r = (m - q * 100) << 1
-    b[--end] = PAIRS[r + 1]!
-    b[--end] = PAIRS[r]!
-    m = q
-  }
-  if (m >= 10) {
-    b[--end] = PAIRS[(m << 1) + 1]!
-    b[--end] = PAIRS[m << 1]!
-  } else b[--end] = 48 + m
-  return after
-}
+export type Sink = (data: Uint8Array) => Promise<boolean>
 
-/**
- * The records of `qbm map`, from batches of [offset, length] pairs, as nbdinfo prints them
- * (JSON array or aligned columns; with `all`, the clean gaps too). The per-extent loop is
- * synchronous with the buffer position in a local, and numbers that outlive a call live in a
- * Float64Array, so offsets past 2^31 are never boxed as heap numbers.
- */
-export class MapWriter {
-  private readonly buf = new Uint8Array(FLUSH_AT + SLACK)
-  private pos = 0
-  /** stdout was closed by the reader (EPIPE): drop the rest, as io.ts does */
-  private closed = false
-  /** end of the previous dirty extent */
-  private readonly prev = new Float64Array(1)
-  private first = true
-
-  constructor(private readonly json: boolean, private readonly all: boolean, private readonly width: number, private readonly fd = 1) {}
-
-  start(): void {
-    if (this.json) this.buf[this.pos++] = 91 // [
-  }
-
-  batch(bt: Float64Array): void {
-    const b = this.buf
-    let p = this.pos
-    let prev = this.prev[0]!
-    if (this.json && !this.all) {
-      // The common case (`qbm map --output=json`), kept to one tight loop.
-      let i = 0
-      if (this.first && bt.length > 0) {
-        p = putBytes(b, p, J_OFFSET)
-        p = putNum(b, p, bt[0]!)
-        p = putBytes(b, p, J_LENGTH)
-        p = putNum(b, p, bt[1]!)
-        b[p++] = 125 // }
-        this.first = false
-        i = 2
-      }
-      for (; i < bt.length; i += 2) {
-        b[p++] = 44 // ,
-        p = putBytes(b, p, J_OFFSET)
-        p = putNum(b, p, bt[i]!)
-        p = putBytes(b, p, J_LENGTH)
-        p = putNum(b, p, bt[i + 1]!)
-        b[p++] = 125 // }
-        if (p >= FLUSH_AT) { this.pos = p; this.flush(); p = 0 }
-      }
-      if (bt.length > 0) prev = bt[bt.length - 2]! + bt[bt.length - 1]!
-    } else {
-      for (let i = 0; i < bt.length; i += 2) {
-        const offset = bt[i]!
-        const length = bt[i + 1]!
-        if (this.all && offset > prev) p = this.record(p, prev, offset - prev, 2)
-        p = this.record(p, offset, length, this.all ? 1 : 0)
-        prev = offset + length
-        if (p >= FLUSH_AT) { this.pos = p; this.flush(); p = 0 }
-      }
-    }
-    this.prev[0] = prev
-    this.pos = p
-  }
-
-  finish(diskLength: number): void {
-    const prev = this.prev[0]!
-    if (this.all && prev < diskLength) this.pos = this.record(this.pos, prev, diskLength - prev, 2)
-    if (this.json) this.pos = putBytes(this.buf, this.pos, bytesOf(this.first ? ']\n' : '\n]\n'))
-    this.flush()
-  }
-
-  /** One record at `p`; kind 0 = dirty (no field: dirty extents only), 1 = dirty, 2 = clean. */
-  private record(p: number, offset: number, length: number, kind: 0 | 1 | 2): number {
-    const b = this.buf
-    if (this.json) {
-      if (!this.first) b[p++] = 44 // ,
-      this.first = false
-      p = putBytes(b, p, J_OFFSET)
-      p = putNum(b, p, offset)
-      p = putBytes(b, p, J_LENGTH)
-      p = putNum(b, p, length)
-      if (kind === 1) p = putBytes(b, p, J_DIRTY)
-      else if (kind === 2) p = putBytes(b, p, J_CLEAN)
-      else b[p++] = 125 // }
-    } else {
-      p = putNum(b, p, offset, this.width)
-      b[p++] = 32
-      b[p++] = 32
-      p = putNum(b, p, length, this.width)
-      p = putBytes(b, p, kind === 2 ? H_CLEAN : H_DIRTY)
-    }
-    return p
-  }
-
-  private flush(): void {
-    let off = 0
-    while (off < this.pos && !this.closed) {
+/** A Sink writing to file descriptor `fd` (asynchronously); false once the pipe is closed (EPIPE). */
+export function fdSink(fd: number): Sink {
+  let closed = false
+  const once = (data: Uint8Array, off: number): Promise<number> => new Promise((ok, fail) => {
+    write(fd, data, off, data.length - off, null, (e, n) => (e ? fail(e) : ok(n)))
+  })
+  return async (data) => {
+    for (let off = 0; off < data.length && !closed;) {
       try {
-        off += writeSync(this.fd, this.buf, off, this.pos - off)
+        off += await once(data, off)
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code
-        if (code === 'EAGAIN') continue
-        if (code === 'EPIPE') { this.closed = true; break }
+        if (code === 'EAGAIN') { await new Promise((ok) => setTimeout(ok, 1)); continue }
+        if (code === 'EPIPE') { closed = true; break }
         throw e
       }
     }
-    this.pos = 0
+    return !closed
   }
 }
 
+/** Runs per call into the module (its input area holds 16,384). */
+const IN_PAIRS = 16384
+
+/** The exports of map-format.wat. */
+interface MapFormat {
+  mem: { buffer: ArrayBuffer }
+  inAt(): number
+  outAt(k: number): number
+  pos(): number
+  reset(json: number, all: number, width: number, granularity: number, diskLength: number, out: number): void
+  switchTo(out: number): void
+  start(): void
+  records(i: number, n: number): number
+  finish(): void
+}
+
+/**
+ * The records of `qbm map`, from batches of runs of set bits ([start, end) bit pairs, as
+ * BitmapReader.runBatches yields them), as nbdinfo prints them (JSON array or aligned columns;
+ * with `all`, the clean gaps too) in guest bytes: formatted by map-format.wat into one of its
+ * two output buffers while the other one is written.
+ */
+export class MapWriter {
+  private readonly f: MapFormat
+  private readonly input: Float64Array
+  private readonly outs: Uint8Array[]
+  /** the output buffer being filled (0 or 1) */
+  private cur = 0
+  /** the write of the other buffer, if one is in flight */
+  private pending: Promise<boolean> | undefined
+  /** the sink's reader has gone (`qbm map ... | head`): nothing more is formatted */
+  private closed = false
+
+  constructor(json: boolean, all: boolean, width: number, granularity: number, diskLength: number, private readonly sink: Sink = fdSink(1)) {
+    this.f = new WebAssembly.Instance(new WebAssembly.Module(MAP_FORMAT_WASM as Uint8Array<ArrayBuffer>), {}).exports as unknown as MapFormat
+    const buf = this.f.mem.buffer
+    this.input = new Float64Array(buf, this.f.inAt(), 2 * IN_PAIRS)
+    this.outs = [0, 1].map((k) => new Uint8Array(buf, this.f.outAt(k), FLUSH_AT + SLACK))
+    this.f.reset(json ? 1 : 0, all ? 1 : 0, width, granularity, diskLength, this.f.outAt(0))
+  }
+
+  /** The opening bracket of a JSON array. */
+  start(): void {
+    this.f.start()
+  }
+
+  /** The records of one batch of [start, end) bit pairs (the batch is not kept); false once the reader has gone. */
+  async batch(bt: Float64Array): Promise<boolean> {
+    for (let at = 0; at < bt.length && !this.closed; at += 2 * IN_PAIRS) {
+      const part = bt.subarray(at, at + 2 * IN_PAIRS)
+      this.input.set(part)
+      const n = part.length >>> 1
+      for (let i = 0; i < n && !this.closed;) {
+        i = this.f.records(i, n)
+        if (this.f.pos() >= FLUSH_AT) await this.flush()
+      }
+    }
+    return !this.closed
+  }
+
+  /** The closing records and brackets; resolves when everything is written. */
+  async finish(): Promise<void> {
+    this.f.finish()
+    await this.flush()
+    await this.pending
+  }
+
+  /**
+   * Hand the filled buffer to the sink, after the write before it (one write at a time: two
+   * writes in flight on the thread pool could interleave on a pipe), and go on in the other
+   * buffer once that earlier write, which was the other buffer's, is done.
+   */
+  private async flush(): Promise<void> {
+    const len = this.f.pos()
+    if (len === 0 || this.closed) return
+    const previous = this.pending
+    const data = this.outs[this.cur]!.subarray(0, len)
+    this.pending = previous ? previous.then((open) => (open ? this.sink(data) : false)) : this.sink(data)
+    this.cur ^= 1
+    this.f.switchTo(this.f.outAt(this.cur))
+    if (previous && !(await previous)) this.closed = true
+  }
+}
+
+/** `qbm map IMAGE BITMAP`: the dirty extents (or, with --all, every extent) on stdout. */
 export async function cmdMap(p: Parsed, path: string, name: string): Promise<number> {
   const json = outputFormat(p) === 'json'
   const all = has(p, 'all')
@@ -183,10 +140,10 @@ export async function cmdMap(p: Parsed, path: string, name: string): Promise<num
     const r = requireReader(img, requireBitmap(img, name))
     flushOut() // anything already queued through io.ts goes first
     // nbdinfo prints "%10" PRIu64 "  %10" PRIu64: at least 10 columns, wider for longer numbers
-    const o = new MapWriter(json, all, Math.max(10, String(r.diskLength).length))
+    const o = new MapWriter(json, all, Math.max(10, String(r.diskLength).length), r.granularity, r.diskLength)
     o.start()
-    for await (const b of extentBatches(r)) o.batch(b)
-    o.finish(r.diskLength)
+    for await (const b of r.runBatches()) if (!(await o.batch(b))) break
+    await o.finish()
     return 0
   } finally {
     dev.close()

@@ -12,6 +12,7 @@ export interface ExtraCommand {
 
 export const COMMANDS: ExtraCommand[] = []
 
-// `qbm check` (imported here, after COMMANDS exists; check.ts imports only the type from this file).
+// `qbm check`. Imports are hoisted, so check.ts is evaluated before COMMANDS exists whatever the
+// position of this line; that is safe because check.ts imports only a type from this file.
 import { checkCommand } from './check.js'
 COMMANDS.push(checkCommand)

@@ -4,9 +4,8 @@
  * URL to open (the access token in its fragment); everything after goes to stderr, and the
  * token is never printed again.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, realpathSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { checkpointDirToUse } from '../../host/libvirt.js'
 import { NodeHost } from '../../server/node-host.js'
 import { isWildcard } from '../../server/security.js'
@@ -28,7 +27,8 @@ export function parseListen(s: string): { host: string; port: number } {
 
 /** The built app: dist/ in the qbm checkout that holds this bundle, as `npm run build:app` makes it. */
 function appDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
+  // From the command that runs (bin/qbm.cjs in the checkout), up to the checkout's package.json.
+  let dir = dirname(realpathSync(process.argv[1] ?? '.'))
   for (let up = 0; up < 4; up++, dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) {
       const app = join(dir, 'dist')

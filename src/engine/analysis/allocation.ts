@@ -10,7 +10,7 @@ import { FormatError, type AbortSignalLike, throwIfAborted } from '../errors.js'
 import type { Image } from '../image.js'
 import { Autoclear, HeaderField, Incompatible, MAX_L1_BYTES, hasBit } from '../qcow2/constants.js'
 import {
-  L1_ENTRY_SIZE, SUBCLUSTERS, entryOffset, hasZeroFlag, isCompressed, l2EntrySize, subclusterAllocated, subclusterZero,
+  L1_ENTRY_SIZE, L2_SUBCLUSTER_BITMAP, SUBCLUSTERS, entryOffset, hasZeroFlag, isCompressed, l2EntrySize, subclusterAllocated, subclusterZero,
 } from '../qcow2/mapping.js'
 import type { Extent } from './extents.js'
 
@@ -129,7 +129,13 @@ export class AllocationMap {
     while (pos < to) {
       if ((++n & 1023) === 0) throwIfAborted(signal)
       const l1i = Math.floor(pos / span)
-      const l2off = l1i < this.l1.length ? this.l1[l1i]! : 0
+      if (l1i >= this.l1.length) {
+        // Past the L1 table nothing is mapped: one run to the end, not one per L2 span (a hostile
+        // size with a small L1 would otherwise mean billions of spans; QEMU refuses such an image).
+        yield this.unallocated(pos, to - pos)
+        return
+      }
+      const l2off = this.l1[l1i]!
       const spanEnd = Math.min(to, (l1i + 1) * span)
       if (!l2off) {
         yield this.unallocated(pos, spanEnd - pos)
@@ -175,8 +181,8 @@ export class AllocationMap {
             continue
           }
           // Extended L2: SUBCLUSTERS subclusters, each allocated and/or reading as zeros.
-          const zeroBits = v.getUint32(idx * this.entrySize + 8)
-          const allocBits = v.getUint32(idx * this.entrySize + 12)
+          const zeroBits = v.getUint32(idx * this.entrySize + L2_SUBCLUSTER_BITMAP)
+          const allocBits = v.getUint32(idx * this.entrySize + L2_SUBCLUSTER_BITMAP + 4)
           const sc = cs / SUBCLUSTERS
           while (pos < clusterEnd) {
             const s = Math.floor((pos - gc * cs) / sc)

@@ -10,10 +10,12 @@ import type { BitmapReader, Progress } from '../qcow2/bitmaps/data.js'
 import { ENTRY_ONES, ENTRY_ZEROES } from '../qcow2/bitmaps/table.js'
 import { Sha256 } from './sha256.js'
 
+/** Bytes QEMU hashes for a bitmap of `nbits` bits (whole 64-bit words, at least one). */
 export function digestLength(nbits: number): number {
   return 8 * Math.max(1, Math.ceil(nbits / 64))
 }
 
+/** The bitmap's SHA-256 as QEMU's x-debug-block-dirty-bitmap-sha256 computes it (hex). */
 export async function bitmapSha256(
   r: BitmapReader, opts: { stored?: boolean; signal?: AbortSignalLike; onProgress?: Progress } = {},
 ): Promise<string> {

@@ -6,6 +6,7 @@
 import type { AbortSignalLike } from '../errors.js'
 import type { BitmapReader } from '../qcow2/bitmaps/data.js'
 
+/** A dirty extent in guest bytes. */
 export interface Extent {
   offset: number
   length: number
@@ -54,8 +55,8 @@ export async function extentsInRange(
 
 /**
  * Every extent in order, in batches: each yielded Float64Array holds [offset0, length0,
- * offset1, length1, ...] in bytes (a fresh array per batch, never empty; at most `batchExtents`
- * extents). What `qbm map` iterates: one await per batch instead of several per extent.
+ * offset1, length1, ...] in bytes (never empty, at most `batchExtents` extents; valid until the
+ * next batch is asked for). What `qbm map` iterates: one await per batch, not several per extent.
  */
 export async function* extentBatches(r: BitmapReader, signal?: AbortSignalLike, batchExtents = 16384): AsyncGenerator<Float64Array> {
   const g = r.granularity

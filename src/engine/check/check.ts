@@ -19,14 +19,13 @@
  */
 import { type Image, type Bitmap, checkOpenRefusals } from '../image.js'
 import { type AbortSignalLike, throwIfAborted } from '../errors.js'
-import { FAR } from '../bytes.js'
 import { type CheckFinding, Findings } from './findings.js'
 import { readSnapshotTable } from './snapshots.js'
 import { StoredRefcounts } from './stored.js'
 import type { ReferenceCounts } from './counts.js'
 import { calculateReferences } from './references.js'
-import { L1_ENTRY_SIZE, clusterType, entryOffset, entryU64, isCopied, l2EntrySize } from '../qcow2/mapping.js'
-import { hex, readPadded, readReusing } from '../padded.js'
+import { CopiedCheck } from './copied.js'
+import { hex, readPadded } from '../padded.js'
 
 export type { CheckFinding, FindingKind } from './findings.js'
 
@@ -46,12 +45,6 @@ export interface CheckOptions {
    * leaks. What `qbm repair` needs to know about everything else.
    */
   ignoreBitmaps?: boolean
-  /**
-   * Skip QEMU's OFLAG_COPIED pass (a second read of every L2 table). It concerns only the
-   * copy-on-write flags of guest data clusters, which bitmap edits never touch: the gate in
-   * front of an edit skips it, `qbm check` does not.
-   */
-  skipCopiedFlags?: boolean
   /** receives the references the walk counted, per cluster (in-process callers only) */
   onReferences?: (referencesTo: (cluster: number) => number) => void
 }
@@ -124,6 +117,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
   }
 
   const stored = await StoredRefcounts.load(img.device, h)
+  const copied = new CopiedCheck(stored, cs, open.externalData, f.limit)
   const refs = await calculateReferences({
     device: img.device,
     header: h,
@@ -135,6 +129,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     ...(directory ? { directory } : {}),
     stored,
     findings: f,
+    copied,
     ...(opts.signal ? { signal: opts.signal } : {}),
     onProgress: (d, t) => opts.onProgress?.(d, t, 'l2'),
   })
@@ -142,7 +137,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
   opts.onReferences?.((c) => refs.counts.get(c))
 
   const highest = await compareRefcounts(stored, refs.counts, f, opts)
-  if (opts.skipCopiedFlags !== true) await checkOflagCopied(img, open, stored, f, opts.signal)
+  f.absorb(copied.findings) // QEMU's OFLAG_COPIED pass comes after the comparison
   await addWarnings(img, f)
 
   let exitCode: CheckReport['exitCode'] = 0
@@ -214,90 +209,6 @@ async function compareRefcounts(
   }
   opts.onProgress?.(blocks, blocks, 'compare')
   return highest
-}
-
-/** Result of the OFLAG_COPIED check of one L2 table, kept for tables referenced again. */
-interface CopiedL2 {
-  errors: number
-  messages: string[]
-}
-
-/**
- * QEMU's check_oflag_copied for the active L1 table: the COPIED flag (bit 63) of an L1 or L2
- * entry must be set exactly when the cluster it points to has refcount 1. Each mismatch is a
- * corruption. Clusters whose refcount cannot be read are skipped silently, as in QEMU.
- */
-async function checkOflagCopied(img: Image, open: Image['qemu'], stored: StoredRefcounts, f: Findings, signal?: AbortSignalLike): Promise<void> {
-  const scratch: { buf?: Uint8Array } = {}
-  const h = img.header
-  const cs = h.clusterSize
-  const dev = img.device
-  const memo = new Map<number, CopiedL2>()
-  const chunk = 65536
-  for (let first = 0; first < h.l1Size; first += chunk) {
-    throwIfAborted(signal)
-    const n = Math.min(chunk, h.l1Size - first)
-    const at = h.l1TableOffset + first * L1_ENTRY_SIZE
-    if (at >= dev.size) break
-    const buf = await readPadded(dev, at, n * L1_ENTRY_SIZE)
-    const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-    for (let i = 0; i < n; i++) {
-      const hi = v.getUint32(i * L1_ENTRY_SIZE)
-      const lo = v.getUint32(i * L1_ENTRY_SIZE + 4)
-      const l2 = entryOffset(hi, lo)
-      if (l2 === 0) continue
-      // a cluster past 2^53 lies past the end of the file: its refcount is 0
-      const cluster = l2 >= FAR ? -1 : Math.floor(l2 / cs)
-      const rc = cluster < 0 ? 0 : await stored.get(cluster)
-      if (rc === undefined) continue
-      if ((rc === 1) !== isCopied(hi)) {
-        const exact = cluster < 0 ? '0' : await stored.exact(cluster)
-        f.error(`ERROR OFLAG_COPIED L2 cluster: l1_index=${first + i} l1_entry=${hex(entryU64(hi, lo))} refcount=${exact}`, { offset: at + i * L1_ENTRY_SIZE })
-      }
-      if (l2 >= dev.size) continue
-      let r = memo.get(l2)
-      if (!r) {
-        r = await copiedL2(img, open, stored, l2, f.limit, scratch)
-        memo.set(l2, r)
-      }
-      for (const m of r.messages) f.error(m, { offset: l2 })
-      f.silentCorruption(r.errors - r.messages.length)
-    }
-  }
-}
-
-async function copiedL2(img: Image, open: Image['qemu'], stored: StoredRefcounts, l2: number, limit: number, scratch: { buf?: Uint8Array }): Promise<CopiedL2> {
-  const cs = img.header.clusterSize
-  // one reused buffer for every table (results are kept per table, not the bytes)
-  const buf = await readReusing(img.device, l2, cs, scratch)
-  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  const esize = l2EntrySize(open.extendedL2)
-  const out: CopiedL2 = { errors: 0, messages: [] }
-  for (let p = 0; p < cs; p += esize) {
-    const hi = v.getUint32(p)
-    const lo = v.getUint32(p + 4)
-    if (hi === 0 && lo === 0) continue
-    const type = clusterType(hi, lo, open.extendedL2, open.externalData)
-    if (type !== 'normal' && type !== 'zero-alloc') continue
-    let rc: number | undefined
-    let exact: string
-    if (open.externalData) {
-      rc = 1
-      exact = '1'
-    } else {
-      const data = entryOffset(hi, lo)
-      if (data >= FAR) { rc = 0; exact = '0' } else {
-        rc = await stored.get(Math.floor(data / cs))
-        if (rc === undefined) continue
-        exact = await stored.exact(Math.floor(data / cs))
-      }
-    }
-    if ((rc === 1) !== isCopied(hi)) {
-      out.errors++
-      if (out.messages.length < limit) out.messages.push(`ERROR OFLAG_COPIED data cluster: l2_entry=${hex(entryU64(hi, lo))} refcount=${exact}`)
-    }
-  }
-  return out
 }
 
 /** Findings that do not change the exit code: what qbm's reader noticed about the image. */

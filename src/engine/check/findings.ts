@@ -62,6 +62,20 @@ export class Findings {
     this.list.push({ kind: 'warning', message, ...place })
   }
 
+  /** Append another collection's findings and counts, respecting this one's cap. */
+  absorb(other: Findings): void {
+    this.corruptions += other.corruptions
+    this.leaks += other.leaks
+    this.checkErrors += other.checkErrors
+    this.omitted += other.omitted
+    for (const item of other.list) {
+      if (item.kind === 'warning') { this.list.push(item); continue }
+      if (this.capped >= this.limit) { this.omitted++; continue }
+      this.capped++
+      this.list.push(item)
+    }
+  }
+
   private add(kind: FindingKind, message: string, place: FindingPlace, times: number): void {
     for (let i = 0; i < times; i++) {
       if (this.capped >= this.limit) { this.omitted += times - i; return }

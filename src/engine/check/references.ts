@@ -25,10 +25,11 @@ import { checkTableEntry } from '../qcow2/bitmaps/constraints.js'
 import { dataOffsetOf } from '../qcow2/bitmaps/table.js'
 import { BME_TABLE_ENTRY_SIZE, QCOW_OFLAG_COPIED } from '../qcow2/constants.js'
 import {
-  L1_ENTRY_SIZE, clusterType, compressedCluster, entryOffset, entryU64, isCompressed, isCopied, l1Reserved, l2EntrySize,
+  L1_ENTRY_SIZE, L2_SUBCLUSTER_BITMAP, clusterType, compressedCluster, entryOffset, entryU64, isCompressed, isCopied, l1Reserved, l2EntrySize,
   l2Reserved, offsetLowWord,
 } from '../qcow2/mapping.js'
 import { ReferenceCounts } from './counts.js'
+import type { CopiedCheck } from './copied.js'
 import type { Findings } from './findings.js'
 import type { CryptoHeaderArea, LoadedDirectory } from '../image.js'
 import { hex, readInFile, readPadded, readReusing, readable } from '../padded.js'
@@ -37,6 +38,20 @@ import type { StoredRefcounts } from './stored.js'
 
 /** L1 entries read per chunk. */
 const L1_CHUNK = 65536
+
+/**
+ * The first entry at or after `from` (of `n`, `wpe` 32-bit words each) that is not all zeros; `n`
+ * when none is. Zero is zero in either byte order, so the words need no swapping. Without a word
+ * view (an unaligned buffer) every entry is returned and the caller tests it.
+ */
+function nextNonZero(words: Uint32Array | undefined, from: number, n: number, wpe: number): number {
+  if (!words) return from
+  for (let i = from; i < n; i++) {
+    const w = i * wpe
+    if ((words[w]! | words[w + 1]!) !== 0 || (wpe === 4 && (words[w + 2]! | words[w + 3]!) !== 0)) return i
+  }
+  return n
+}
 
 /** Fragmentation counters of the active L1 (QEMU BlockFragInfo, CHECK_FRAG_INFO). */
 export interface FragInfo {
@@ -57,6 +72,8 @@ export interface ReferenceInput {
   readonly directory?: LoadedDirectory
   readonly stored: StoredRefcounts
   readonly findings: Findings
+  /** QEMU's OFLAG_COPIED pass, made on the walk's read of the active tables (check/copied.ts) */
+  readonly copied?: CopiedCheck
   readonly signal?: AbortSignalLike
   readonly onProgress?: (done: number, total: number) => void
 }
@@ -217,6 +234,7 @@ class Walker {
         const hi = v.getUint32(i * L1_ENTRY_SIZE)
         const lo = v.getUint32(i * L1_ENTRY_SIZE + 4)
         if (hi === 0 && lo === 0) continue
+        if (active && this.input.copied) await this.input.copied.l1Entry(first + i, hi, lo, at + i * L1_ENTRY_SIZE)
         if (l1Reserved(hi, lo)) {
           this.f.error(`ERROR found L1 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, { offset: at + i * L1_ENTRY_SIZE })
         }
@@ -290,23 +308,22 @@ class Walker {
     const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     const esize = l2EntrySize(ext)
     const n = cs / esize
+    const copied = use.active > 0 && this.input.copied?.visits(tableOffset) ? this.input.copied : undefined
     let nextContiguous = 0
     let allocated = 0, fragmented = 0, compressed = 0
     // Most entries of a sparse image are zero: skip them through a word view (zero is zero in
     // either byte order) and decode only the others.
     const words = buf.byteOffset % 4 === 0 ? new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2) : undefined
     const wpe = esize >>> 2
-    for (let i = 0; i < n; i++) {
-      if (words) {
-        const w = i * wpe
-        if ((words[w]! | words[w + 1]!) === 0 && (wpe === 2 || (words[w + 2]! | words[w + 3]!) === 0)) continue
-      }
+    // The skip runs in a plain function: a loop with an await in it (the COPIED check) would
+    // keep its variables in the async frame and crawl through the zeros.
+    for (let i = nextNonZero(words, 0, n, wpe); i < n; i = nextNonZero(words, i + 1, n, wpe)) {
       const p = i * esize
       const hi = v.getUint32(p)
       const lo = v.getUint32(p + 4)
       // extended L2: the subcluster bitmap, zero bits (32-63) and allocation bits (0-31)
-      const zeroBits = ext ? v.getUint32(p + 8) : 0
-      const allocBits = ext ? v.getUint32(p + 12) : 0
+      const zeroBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP) : 0
+      const allocBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP + 4) : 0
       if (hi === 0 && lo === 0 && zeroBits === 0 && allocBits === 0) continue
       const place = { offset: tableOffset + p }
       const type = clusterType(hi, lo, ext, dataFile)
@@ -314,6 +331,7 @@ class Walker {
       if (!isCompressed(hi) && l2Reserved(hi, lo)) {
         f.error(`ERROR found l2 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, place, times)
       }
+      if (copied && (type === 'normal' || type === 'zero-alloc')) await copied.l2Entry(hi, lo, type, use.active, tableOffset)
       switch (type) {
         case 'compressed': {
           const c = compressedCluster(hi, lo, this.h.clusterBits)

@@ -108,7 +108,7 @@ export class Allocator {
     const last = Math.floor((offset + bytes - 1) / this.cs)
     for (let c = first; c <= last; c++) {
       const v = this.get(c)
-      if (v < 1) throw new ConstraintError(`refusing to free cluster ${c} (offset 0x${(c * this.cs).toString(16)}): its refcount is already 0`)
+      if (v < 1) throw new ConstraintError(`refusing to free cluster ${c} (offset 0x${(c * this.cs).toString(16)}): its refcount is already 0`, 'refcounts-damaged')
       this.set(c, v - 1)
       if (v - 1 === 0) this.freedThisPlan.add(c)
     }
@@ -117,7 +117,7 @@ export class Allocator {
   /** Add a reference (check the width's maximum). */
   ref(c: number): void {
     const v = this.get(c)
-    if (v >= maxRefcount(this.order)) throw new ConstraintError(`cluster ${c} has reached the maximum refcount for ${2 ** this.order}-bit refcounts`)
+    if (v >= maxRefcount(this.order)) throw new ConstraintError(`cluster ${c} has reached the maximum refcount for ${2 ** this.order}-bit refcounts`, 'limit-exceeded')
     this.set(c, v + 1)
   }
 
@@ -160,7 +160,7 @@ export class Allocator {
 
   private growReftable(need: number): void {
     const clusters = Math.ceil((need * 1.5 * 8) / this.cs)
-    if (clusters * this.cs > MAX_REFTABLE_BYTES) throw new ConstraintError("the refcount table would exceed QEMU's 8 MiB limit")
+    if (clusters * this.cs > MAX_REFTABLE_BYTES) throw new ConstraintError("the refcount table would exceed QEMU's 8 MiB limit", 'limit-exceeded')
     const old = this.reftable
     this.reftable = new Float64Array((clusters * this.cs) / 8)
     this.reftable.set(old.subarray(0, Math.min(old.length, this.reftable.length)))

@@ -23,7 +23,7 @@ export function buildCluster0(img: Image, ch: HeaderChange): Uint8Array {
   const cs = h.clusterSize
   // v2 has no autoclear field and cannot store bitmaps: the only v2 rewrite is dropping a
   // bitmaps extension (docs/format.md §9), header fields and other extensions kept as they are.
-  if (h.version !== 3 && !(h.version === 2 && ch.bitmaps === null)) throw new ConstraintError('qbm writes only qcow2 v3 images (v2 cannot store bitmaps)')
+  if (h.version !== 3 && !(h.version === 2 && ch.bitmaps === null)) throw new ConstraintError('qbm writes only qcow2 v3 images (v2 cannot store bitmaps)', 'image-not-editable')
   const out = new Uint8Array(cs)
   out.set(img.cluster0.subarray(0, h.headerLength), 0)
   const v = new DataView(out.buffer)
@@ -32,7 +32,7 @@ export function buildCluster0(img: Image, ch: HeaderChange): Uint8Array {
   const exts = img.extensions.slice()
   const put = (type: number, data: Uint8Array): void => {
     const padded = Math.ceil(data.length / 8) * 8
-    if (pos + 8 + padded + 8 > cs) throw new ConstraintError(`the header extensions would not fit in cluster 0 (${cs} bytes)`, 'header_length')
+    if (pos + 8 + padded + 8 > cs) throw new ConstraintError(`the header extensions would not fit in cluster 0 (${cs} bytes)`, 'limit-exceeded', 'header_length')
     v.setUint32(pos, type)
     v.setUint32(pos + 4, data.length)
     out.set(data, pos + 8)
@@ -54,7 +54,7 @@ export function buildCluster0(img: Image, ch: HeaderChange): Uint8Array {
   pos += 8
   if (h.backingFileOffset !== 0 && h.backingFileSize > 0) {
     const name = img.cluster0.subarray(h.backingFileOffset, h.backingFileOffset + h.backingFileSize)
-    if (pos + name.length > cs) throw new ConstraintError(`the backing file name would not fit in cluster 0 (${cs} bytes)`, 'backing_file_offset')
+    if (pos + name.length > cs) throw new ConstraintError(`the backing file name would not fit in cluster 0 (${cs} bytes)`, 'limit-exceeded', 'backing_file_offset')
     out.set(name, pos)
     v.setBigUint64(F.backingFileOffset, BigInt(pos))
     v.setUint32(F.backingFileSize, name.length)

@@ -3,9 +3,9 @@
  * then lay the result out in new clusters through the allocator and return the plan as data.
  * Nothing is written here; edits/commit.ts is the only code that writes.
  */
-import { ConstraintError } from '../errors.js'
+import { type ConstraintCode, ConstraintError } from '../errors.js'
 import type { Bitmap, Image } from '../image.js'
-import { encodeName } from '../names.js'
+import { encodeName, nameKeyOf } from '../names.js'
 import {
   BME_FLAG_AUTO, BME_FLAG_IN_USE, BME_MAX_GRANULARITY_BITS, BME_MAX_PHYS_SIZE, BME_MIN_GRANULARITY_BITS,
   Incompatible, KNOWN_INCOMPATIBLE, QCOW2_MAX_BITMAPS, QCOW2_MAX_BITMAP_DIRECTORY_SIZE, hasBit,
@@ -37,24 +37,32 @@ interface ModelBitmap {
   renamed: boolean
 }
 
+/** A reason an image cannot be edited, with its code. */
+interface Refusal {
+  readonly message: string
+  readonly code: ConstraintCode
+}
+
 /** Why the image cannot be edited (other than by repair), or undefined. */
-export function editRefusal(img: Image): string | undefined {
+export function editRefusal(img: Image): Refusal | undefined {
   const h = img.header
-  if (h.version !== 3) return 'the image is qcow2 v2, which cannot store bitmaps; convert it with `qemu-img amend -o compat=1.1` first'
-  if (hasBit(h.incompatibleFeatures, Incompatible.dirty)) return 'the dirty bit is set (refcounts may be stale); let QEMU repair it first (e.g. `qemu-img check -r all`)'
-  if (hasBit(h.incompatibleFeatures, Incompatible.corrupt)) return 'the corrupt bit is set; QEMU refuses read-write access to this image'
+  const no = (message: string): Refusal => ({ message, code: 'image-not-editable' })
+  if (h.version !== 3) return no('the image is qcow2 v2, which cannot store bitmaps; convert it with `qemu-img amend -o compat=1.1` first')
+  if (hasBit(h.incompatibleFeatures, Incompatible.dirty)) return no('the dirty bit is set (refcounts may be stale); let QEMU repair it first (e.g. `qemu-img check -r all`)')
+  if (hasBit(h.incompatibleFeatures, Incompatible.corrupt)) return no('the corrupt bit is set; QEMU refuses read-write access to this image')
   const unknown = h.incompatibleFeatures & ~KNOWN_INCOMPATIBLE
-  if (unknown) return `unknown incompatible feature bits 0x${unknown.toString(16)}`
+  if (unknown) return no(`unknown incompatible feature bits 0x${unknown.toString(16)}`)
   return undefined
 }
 
 /** Why bitmap edits (not repair) are refused for the bitmap metadata, or undefined. */
-function bitmapRefusal(img: Image): string | undefined {
-  if (img.bitmapsError && img.bitmapsTrusted) return `the bitmap metadata is invalid (${img.bitmapsError.message}); only repair is possible`
-  if (img.bitmapsExtension && !img.bitmapsTrusted) return 'the bitmaps are untrusted (autoclear bit 0 is clear); use repair --retrust or --drop-all-bitmaps'
-  if (img.bitmapsError) return `the bitmap metadata is invalid (${img.bitmapsError.message}); only repair is possible`
+function bitmapRefusal(img: Image): Refusal | undefined {
+  const invalid = (message: string): Refusal => ({ message, code: 'bitmap-metadata-invalid' })
+  if (img.bitmapsError && img.bitmapsTrusted) return invalid(`the bitmap metadata is invalid (${img.bitmapsError.message}); only repair is possible (drop all bitmaps)`)
+  if (img.bitmapsExtension && !img.bitmapsTrusted) return { message: 'the bitmaps are untrusted (autoclear bit 0 is clear); re-trust them or drop them (a repair)', code: 'bitmaps-untrusted' }
+  if (img.bitmapsError) return invalid(`the bitmap metadata is invalid (${img.bitmapsError.message}); only repair is possible (drop all bitmaps)`)
   const bad = img.bitmaps.find((b) => b.status === 'invalid')
-  if (bad) return `bitmap '${bad.name}' is invalid (${bad.problems[0]}); only repair is possible`
+  if (bad) return invalid(`bitmap '${bad.name}' is invalid (${bad.problems[0]}); only repair is possible (drop all bitmaps)`)
   return undefined
 }
 
@@ -64,12 +72,6 @@ function bitmapRefusal(img: Image): string | undefined {
  */
 type ModelList = ModelBitmap[] & { names: Set<string>; dirBytes: number }
 
-/** A byte-exact key for a name. */
-function nameKey(bytes: Uint8Array): string {
-  let k = ''
-  for (let i = 0; i < bytes.length; i += 4096) k += String.fromCharCode(...bytes.subarray(i, i + 4096))
-  return k
-}
 
 function entryBytes(b: ModelBitmap): number {
   return b.orig && !b.renamed ? b.orig.entry.raw.length : dirEntrySize(0, b.nameBytes.length)
@@ -80,20 +82,20 @@ function modelOf(img: Image): ModelList {
     name: b.name, nameBytes: b.nameBytes, flags: b.flags, granularityBits: b.granularityBits,
     orig: b, data: { kind: 'stored' }, renamed: false,
   })) as ModelList
-  list.names = new Set(list.map((b) => nameKey(b.nameBytes)))
+  list.names = new Set(list.map((b) => nameKeyOf(b.nameBytes)))
   list.dirBytes = list.reduce((s, b) => s + entryBytes(b), 0)
   return list
 }
 
 function find(list: ModelBitmap[], name: string, op: string): ModelBitmap {
   const b = list.find((x) => x.name === name)
-  if (!b) throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: Dirty bitmap '${name}' not found`)
+  if (!b) throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: Dirty bitmap '${name}' not found`, 'bitmap-not-found')
   return b
 }
 
 function refuseInUse(b: ModelBitmap, op: string): void {
   if (b.flags & BME_FLAG_IN_USE) {
-    throw new ConstraintError(`Operation ${op} on bitmap ${b.name} failed: Bitmap '${b.name}' is inconsistent and cannot be used (clear in_use first, or remove it)`)
+    throw new ConstraintError(`Operation ${op} on bitmap ${b.name} failed: Bitmap '${b.name}' is inconsistent and cannot be used (clear in_use first, or remove it)`, 'bitmap-inconsistent')
   }
 }
 
@@ -102,15 +104,15 @@ function checkName(list: ModelList, name: string, op: string, subject?: string):
   const bytes = encodeName(name)
   const bad = checkNewName(bytes)
   const on = subject === undefined ? name : `${subject} (new name '${name}')`
-  if (bad) throw new ConstraintError(`Operation ${op} on bitmap ${on} failed: ${bad}`, 'name')
-  if (list.names.has(nameKey(bytes))) throw new ConstraintError(`Operation ${op} on bitmap ${on} failed: Bitmap already exists: ${name}`, 'name')
+  if (bad) throw new ConstraintError(`Operation ${op} on bitmap ${on} failed: ${bad}`, 'name-invalid', 'name')
+  if (list.names.has(nameKeyOf(bytes))) throw new ConstraintError(`Operation ${op} on bitmap ${on} failed: Bitmap already exists: ${name}`, 'name-taken', 'name')
   return bytes
 }
 
 /** Refuse when the directory would pass QEMU's limit (docs/format.md §3.3) after growing by `delta` bytes. */
 function checkDirectorySize(list: ModelList, delta: number, op: string, name: string): void {
   if (list.dirBytes + delta > QCOW2_MAX_BITMAP_DIRECTORY_SIZE) {
-    throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: the bitmap directory would be ${list.dirBytes + delta} bytes, over QEMU's ${QCOW2_MAX_BITMAP_DIRECTORY_SIZE}`)
+    throw new ConstraintError(`Operation ${op} on bitmap ${name} failed: the bitmap directory would be ${list.dirBytes + delta} bytes, over QEMU's ${QCOW2_MAX_BITMAP_DIRECTORY_SIZE}`, 'limit-exceeded')
   }
 }
 
@@ -177,22 +179,22 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
     case 'add': {
       const g = e.granularity ?? defaultGranularity(cs)
       const gb = Math.log2(g)
-      if (!Number.isInteger(gb) || gb < BME_MIN_GRANULARITY_BITS) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: Granularity must be power of 2 and at least 512`, 'granularity')
-      if (gb > BME_MAX_GRANULARITY_BITS) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: Granularity is too big (maximum 2 GiB)`, 'granularity')
-      if (L === 0) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: the disk length is 0, so no bitmap can be stored`)
-      if (expectedTableSize(L, gb, cs) * cs > BME_MAX_PHYS_SIZE) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: Too much space will be occupied by the bitmap. Use larger granularity`, 'granularity')
-      if (list.length >= QCOW2_MAX_BITMAPS) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: the image already has ${QCOW2_MAX_BITMAPS} bitmaps`)
+      if (!Number.isInteger(gb) || gb < BME_MIN_GRANULARITY_BITS) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: Granularity must be power of 2 and at least 512`, 'granularity-invalid', 'granularity')
+      if (gb > BME_MAX_GRANULARITY_BITS) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: Granularity is too big (maximum 2 GiB)`, 'granularity-invalid', 'granularity')
+      if (L === 0) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: the disk length is 0, so no bitmap can be stored`, 'disk-empty')
+      if (expectedTableSize(L, gb, cs) * cs > BME_MAX_PHYS_SIZE) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: Too much space will be occupied by the bitmap. Use larger granularity`, 'granularity-invalid', 'granularity')
+      if (list.length >= QCOW2_MAX_BITMAPS) throw new ConstraintError(`Operation add on bitmap ${e.name} failed: the image already has ${QCOW2_MAX_BITMAPS} bitmaps`, 'limit-exceeded')
       const nameBytes = checkName(list, e.name, 'add')
       checkDirectorySize(list, dirEntrySize(0, nameBytes.length), 'add', e.name)
       list.push({ name: e.name, nameBytes, flags: e.disabled ? 0 : BME_FLAG_AUTO, granularityBits: gb, data: { kind: 'zero' }, renamed: true })
-      list.names.add(nameKey(nameBytes))
+      list.names.add(nameKeyOf(nameBytes))
       list.dirBytes += dirEntrySize(0, nameBytes.length)
       return `add bitmap '${e.name}' (granularity ${g}, ${e.disabled ? 'disabled' : 'enabled'}, empty)`
     }
     case 'remove': {
       const b = find(list, e.name, 'remove')
       list.splice(list.indexOf(b), 1)
-      list.names.delete(nameKey(b.nameBytes))
+      list.names.delete(nameKeyOf(b.nameBytes))
       list.dirBytes -= entryBytes(b)
       return `remove bitmap '${e.name}' and free its clusters`
     }
@@ -214,8 +216,8 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
       const nameBytes = checkName(list, e.newName, 'rename', e.name)
       const delta = dirEntrySize(0, nameBytes.length) - entryBytes(b)
       checkDirectorySize(list, delta, 'rename', e.name)
-      list.names.delete(nameKey(b.nameBytes))
-      list.names.add(nameKey(nameBytes))
+      list.names.delete(nameKeyOf(b.nameBytes))
+      list.names.add(nameKeyOf(nameBytes))
       list.dirBytes += delta
       b.nameBytes = nameBytes
       b.name = e.newName
@@ -224,10 +226,10 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
     }
     case 'clear-in-use': {
       const b = find(list, e.name, 'clear-in-use')
-      if (!(b.flags & BME_FLAG_IN_USE)) throw new ConstraintError(`Operation clear-in-use on bitmap ${e.name} failed: the bitmap is not in use`)
+      if (!(b.flags & BME_FLAG_IN_USE)) throw new ConstraintError(`Operation clear-in-use on bitmap ${e.name} failed: the bitmap is not in use`, 'bitmap-not-in-use')
       if (e.mode === 'keep' && b.data.kind === 'stored' && b.orig) {
         const bad = await storedDataProblem(img, b.orig, await loadRefcounts(img.device, img.header))
-        if (bad) throw new ConstraintError(`Operation clear-in-use on bitmap ${e.name} failed: its stored bits cannot be kept: ${bad}; use --clear-in-use=dirty or =empty`)
+        if (bad) throw new ConstraintError(`Operation clear-in-use on bitmap ${e.name} failed: its stored bits cannot be kept: ${bad}; mark every bit dirty or clear them instead`, 'stored-bits-unusable')
       }
       b.flags &= ~BME_FLAG_IN_USE
       if (e.mode === 'dirty') b.data = { kind: 'ones' }
@@ -245,7 +247,7 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
     case 'set-ranges': {
       const t = find(list, e.name, 'set-ranges')
       refuseInUse(t, 'set-ranges')
-      if (e.ranges.length % 2 !== 0) throw new ConstraintError(`Operation set-ranges on bitmap ${e.name} failed: the ranges come in pairs`)
+      if (e.ranges.length % 2 !== 0) throw new ConstraintError(`Operation set-ranges on bitmap ${e.name} failed: the ranges come in pairs`, 'invalid-edit')
       const bytes = await materialize(img, t)
       const g = 2 ** t.granularityBits
       let n = 0
@@ -266,14 +268,14 @@ async function applyEdit(img: Image, list: ModelList, e: Edit): Promise<string> 
       let src: ModelBitmap
       if (e.sourceImage) {
         srcImg = e.sourceImage
-        if (srcImg.header.diskLength !== L) throw new ConstraintError(`Operation merge on bitmap ${e.name} failed: the source image's size (${srcImg.header.diskLength}) differs from this image's (${L})`)
+        if (srcImg.header.diskLength !== L) throw new ConstraintError(`Operation merge on bitmap ${e.name} failed: the source image's size (${srcImg.header.diskLength}) differs from this image's (${L})`, 'size-mismatch')
         const sb = srcImg.bitmaps.find((x) => x.name === e.source)
-        if (!sb) throw new ConstraintError(`Operation merge on bitmap ${e.name} failed: Dirty bitmap '${e.source}' not found in the source image`)
-        if (sb.status !== 'ok') throw new ConstraintError(`Operation merge on bitmap ${e.name} failed: source bitmap '${e.source}' is ${sb.status}`)
+        if (!sb) throw new ConstraintError(`Operation merge on bitmap ${e.name} failed: Dirty bitmap '${e.source}' not found in the source image`, 'bitmap-not-found')
+        if (sb.status !== 'ok') throw new ConstraintError(`Operation merge on bitmap ${e.name} failed: source bitmap '${e.source}' is ${sb.status}`, 'source-unusable')
         src = { name: sb.name, nameBytes: sb.nameBytes, flags: sb.flags, granularityBits: sb.granularityBits, orig: sb, data: { kind: 'stored' }, renamed: false }
       } else {
         const found = list.find((x) => x.name === e.source)
-        if (!found) throw new ConstraintError(`Operation merge on bitmap ${e.name} failed: Dirty bitmap '${e.source}' not found`)
+        if (!found) throw new ConstraintError(`Operation merge on bitmap ${e.name} failed: Dirty bitmap '${e.source}' not found`, 'bitmap-not-found')
         src = found
       }
       refuseInUse(src, 'merge')
@@ -306,8 +308,8 @@ interface Layout {
   reclaim?: boolean
 }
 
-async function verdict(img: Image, opts: PlanOptions, repair: boolean): Promise<EditVerdict | undefined> {
-  if (opts.check === false) return undefined
+/** The safety gate: every plan starts with the image check (edits/verify.ts). */
+async function verdict(img: Image, opts: PlanOptions, repair: boolean): Promise<EditVerdict> {
   return verifyForEdit(img, {
     repair,
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -318,20 +320,20 @@ async function verdict(img: Image, opts: PlanOptions, repair: boolean): Promise<
 /** Plan a sequence of edits, applied in order like `qemu-img bitmap`. */
 export async function planEdits(img: Image, edits: Edit[], opts: PlanOptions = {}): Promise<Plan> {
   const refusal = editRefusal(img) ?? bitmapRefusal(img)
-  if (refusal) throw new ConstraintError(`cannot edit: ${refusal}`)
+  if (refusal) throw new ConstraintError(`cannot edit: ${refusal.message}`, refusal.code)
   const inUse = img.bitmaps.filter((b) => b.status === 'in-use')
   const warnings: string[] = []
   if (inUse.length > 0 && !opts.force) {
-    throw new ConstraintError(`${inUse.length} bitmap${inUse.length > 1 ? 's are' : ' is'} in use (${inUse.map((b) => b.name).join(', ')}): the image may be open in a running QEMU, which would overwrite these changes; if it is not (its writer crashed), confirm with --force`)
+    throw new ConstraintError(`${inUse.length} bitmap${inUse.length > 1 ? 's are' : ' is'} in use (${inUse.map((b) => b.name).join(', ')}): the image may be open in a running QEMU, which would overwrite these changes`, 'bitmaps-in-use')
   }
   const v = await verdict(img, opts, false)
-  if (v) warnings.push(...v.warnings)
+  warnings.push(...v.warnings)
   const list = modelOf(img)
   const summary: string[] = []
   for (const e of edits) {
     summary.push(await applyEdit(img, list, e))
     if (e.op === 'clear-in-use' && e.mode === 'keep') {
-      warnings.push(`'${e.name}' keeps the bits stored at its last clean save: writes made while it was in use are not in it, so an incremental backup from it may miss data (--clear-in-use=dirty is the safe choice)`)
+      warnings.push(`'${e.name}' keeps the bits stored at its last clean save: writes made while it was in use are not in it, so an incremental backup from it may miss data (marking every bit dirty is the safe choice)`)
     }
   }
   return layout(img, { list, summary, dropped: [], warnings })
@@ -343,26 +345,26 @@ export async function planRepair(img: Image, repair: Repair, opts: PlanOptions =
   // dropping it is the one write qbm does on v2 (docs/format.md §9); v2 has no feature bits to check.
   const v2Drop = img.header.version === 2 && repair === 'drop-all-bitmaps' && (img.bitmapsExtension !== undefined || img.bitmapsError !== undefined)
   const refusal = v2Drop ? undefined : editRefusal(img)
-  if (refusal) throw new ConstraintError(`cannot repair: ${refusal}`)
+  if (refusal) throw new ConstraintError(`cannot repair: ${refusal.message}`, refusal.code)
   const warnings: string[] = []
   const v = await verdict(img, opts, true)
-  const others = v?.referencesTo ? { others: v.referencesTo } : {}
+  const others = v.referencesTo ? { others: v.referencesTo } : {}
   switch (repair) {
     case 'drop-all-bitmaps': {
       if (!img.bitmapsExtension && !img.bitmapsError) {
-        if (!hasBit(img.header.autoclearFeatures, 0n)) throw new ConstraintError('cannot repair: the image has no bitmaps to drop')
+        if (!hasBit(img.header.autoclearFeatures, 0n)) throw new ConstraintError('cannot repair: the image has no bitmaps to drop', 'nothing-to-repair')
       }
       return layout(img, { list: [], summary: ['drop every bitmap: remove the bitmaps extension, clear autoclear bit 0, free their clusters'], dropped: [], warnings, header: {}, ...others, reclaim: true })
     }
     case 'fix-autoclear': {
-      if (img.bitmapsExtension || !hasBit(img.header.autoclearFeatures, 0n)) throw new ConstraintError('cannot repair: autoclear bit 0 is not set without a bitmaps extension')
+      if (img.bitmapsExtension || !hasBit(img.header.autoclearFeatures, 0n)) throw new ConstraintError('cannot repair: autoclear bit 0 is not set without a bitmaps extension', 'nothing-to-repair')
       return layout(img, { list: [], summary: ['clear autoclear bit 0 (set without a bitmaps extension)'], dropped: [], warnings, ...others })
     }
     case 'retrust': {
-      if (!img.bitmapsExtension || img.bitmapsTrusted) throw new ConstraintError('cannot repair: there is no untrusted bitmaps extension to re-trust')
-      if (img.bitmapsError) throw new ConstraintError(`cannot re-trust: the bitmap metadata is invalid (${img.bitmapsError.message}); drop the bitmaps instead`)
+      if (!img.bitmapsExtension || img.bitmapsTrusted) throw new ConstraintError('cannot repair: there is no untrusted bitmaps extension to re-trust', 'nothing-to-repair')
+      if (img.bitmapsError) throw new ConstraintError(`cannot re-trust: the bitmap metadata is invalid (${img.bitmapsError.message}); drop the bitmaps instead`, 'bitmap-metadata-invalid')
       const bad = img.bitmaps.find((b) => b.problems.length > 0)
-      if (bad) throw new ConstraintError(`cannot re-trust: bitmap '${bad.name}' is invalid (${bad.problems[0]}); drop the bitmaps instead`)
+      if (bad) throw new ConstraintError(`cannot re-trust: bitmap '${bad.name}' is invalid (${bad.problems[0]}); drop the bitmaps instead`, 'bitmap-metadata-invalid')
       const list = modelOf(img)
       for (const b of list) { b.data = { kind: 'ones' }; b.flags &= ~BME_FLAG_IN_USE; b.renamed = true }
       return layout(img, { list, summary: [`re-trust the bitmaps extension: mark all ${list.length} bitmaps fully dirty and set autoclear bit 0`], dropped: [], warnings, ...others })
@@ -382,7 +384,7 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
   const cs = h.clusterSize
   const L = h.diskLength
   const rc = await loadRefcounts(img.device, h)
-  if (rc.problems.length > 0) throw new ConstraintError(`cannot edit: the refcount structure is damaged: ${rc.problems[0]!.message}${rc.problems.length > 1 ? ` (and ${rc.problems.length - 1} more)` : ''}; \`qemu-img check -r all\` rebuilds it`)
+  if (rc.problems.length > 0) throw new ConstraintError(`cannot edit: the refcount structure is damaged: ${rc.problems[0]!.message}${rc.problems.length > 1 ? ` (and ${rc.problems.length - 1} more)` : ''}; \`qemu-img check -r all\` rebuilds it`, 'refcounts-damaged')
   const alloc = new Allocator(h, rc, img.fileSize)
   const writes: PlannedWrite[] = []
   const entries: Uint8Array[] = []
@@ -434,7 +436,7 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
   let bitmapsExt: HeaderChange['bitmaps'] = null
   if (entries.length > 0) {
     const dir = encodeDirectory(entries)
-    if (dir.length > QCOW2_MAX_BITMAP_DIRECTORY_SIZE) throw new ConstraintError(`the bitmap directory would be ${dir.length} bytes, over QEMU's ${QCOW2_MAX_BITMAP_DIRECTORY_SIZE}`)
+    if (dir.length > QCOW2_MAX_BITMAP_DIRECTORY_SIZE) throw new ConstraintError(`the bitmap directory would be ${dir.length} bytes, over QEMU's ${QCOW2_MAX_BITMAP_DIRECTORY_SIZE}`, 'limit-exceeded')
     const padded = padTo(dir, Math.ceil(dir.length / cs) * cs)
     const doff = alloc.alloc(padded.length / cs)
     writes.push({ offset: doff, data: padded, what: 'bitmap directory' })
@@ -484,8 +486,12 @@ async function layout(img: Image, lay: Layout): Promise<Plan> {
     }
   }
   const ext = img.bitmapsExtension
-  if (ext && ext.bitmapDirectoryOffset + ext.bitmapDirectorySize <= img.fileSize) {
-    if (alloc.get(Math.floor(ext.bitmapDirectoryOffset / cs)) > 0) freeRange(ext.bitmapDirectoryOffset, ext.bitmapDirectorySize)
+  if (ext && ext.bitmapDirectoryOffset < img.fileSize) {
+    // A directory may end past the end of the file (QEMU reads zeros there): free the clusters
+    // of it that are counted, so the cluster holding its start does not leak.
+    for (const c of clustersOf(ext.bitmapDirectoryOffset, ext.bitmapDirectorySize, cs)) {
+      if (alloc.get(c) > 0) freeRange(c * cs, cs)
+    }
   }
   if (alloc.reftableMoved) freeRange(alloc.oldReftable.offset, alloc.oldReftable.clusters * cs)
   if (lay.reclaim && lay.others) {

@@ -48,11 +48,6 @@ export interface Plan {
 export interface PlanOptions {
   /** edit even though consistent bitmaps are marked in use (the image may be open in QEMU) */
   force?: boolean
-  /**
-   * Run the image check before planning (default true): an image that fails it is refused.
-   * Only tests that build a plan for an image already checked in the same step turn it off.
-   */
-  check?: boolean
   /** cancels the check */
   signal?: { readonly aborted: boolean }
   /** progress of the check (L2 tables read, refcount blocks compared) */

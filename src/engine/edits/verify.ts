@@ -10,7 +10,7 @@
  * refcount structures, snapshots, the encryption header) still references are protected — a
  * corrupt bitmap table that points at an L2 table must not make `--drop-all-bitmaps` free it.
  */
-import { ConstraintError } from '../errors.js'
+import { type ConstraintCode, ConstraintError } from '../errors.js'
 import type { Image } from '../image.js'
 import { type CheckReport, checkImage } from '../check/check.js'
 import type { AbortSignalLike } from '../errors.js'
@@ -33,13 +33,16 @@ export interface VerifyOptions {
   onProgress?: (done: number, total: number, phase: string) => void
 }
 
-/** Run the check an edit needs; throws ConstraintError naming the first problem when it fails. */
+/**
+ * Run the check an edit needs; throws ConstraintError naming the first problem when it fails:
+ * code `bitmap-metadata-broken` when the image passes without its bitmaps (dropping them is the
+ * way out), `image-check-failed` otherwise.
+ */
 export async function verifyForEdit(img: Image, opts: VerifyOptions = {}): Promise<EditVerdict> {
   const repair = opts.repair === true
   let referencesTo: ((c: number) => number) | undefined
   const report = await checkImage(img, {
     ignoreBitmaps: repair,
-    skipCopiedFlags: true,
     findingLimit: 20,
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
@@ -51,15 +54,19 @@ export async function verifyForEdit(img: Image, opts: VerifyOptions = {}): Promi
     const what = report.exitCode === 1
       ? `the image cannot be checked${scope} (${report.failure ?? 'check failed'})`
       : `the image fails its check with ${report.corruptions} corruption${report.corruptions > 1 ? 's' : ''}${scope}${firstError(report)}`
-    let fix = "repair that first (e.g. `qemu-img check -r all`); nothing was written"
+    let fix = 'repair that first (e.g. `qemu-img check -r all`); nothing was written'
+    let code: ConstraintCode = 'image-check-failed'
     if (!repair) {
       // Is the bitmap metadata to blame? Then dropping the bitmaps is the way out.
       const without = await checkImage(img, { ignoreBitmaps: true, findingLimit: 1, ...(opts.signal ? { signal: opts.signal } : {}) })
-      fix = without.exitCode === 0 || without.exitCode === 3
-        ? 'the problem is in the bitmap metadata: `qbm repair IMAGE --drop-all-bitmaps` removes the bitmaps safely; nothing was written'
-        : "run `qbm check` for the full list and repair it first (e.g. `qemu-img check -r all`); nothing was written"
+      if (without.exitCode === 0 || without.exitCode === 3) {
+        code = 'bitmap-metadata-broken'
+        fix = 'the problem is in the bitmap metadata: the repair that drops every bitmap removes them safely; nothing was written'
+      } else {
+        fix = 'the check lists every problem; repair them first (e.g. `qemu-img check -r all`); nothing was written'
+      }
     }
-    throw new ConstraintError(`${verb}: ${what}; ${fix}`)
+    throw new ConstraintError(`${verb}: ${what}; ${fix}`, code)
   }
   const warnings: string[] = []
   if (report.leaks > 0 && !repair) {

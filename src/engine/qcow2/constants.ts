@@ -58,15 +58,17 @@ export const ExtensionType = {
   externalDataFile: 0x44415441,
 } as const
 
+/** An extension type in words, with its number: "0x23852875 (bitmaps)". */
 export function extensionTypeName(type: number): string {
+  const hex = '0x' + type.toString(16).padStart(8, '0')
   switch (type) {
-    case ExtensionType.end: return 'end'
-    case ExtensionType.backingFormat: return 'backing format'
-    case ExtensionType.featureNameTable: return 'feature name table'
-    case ExtensionType.bitmaps: return 'bitmaps'
-    case ExtensionType.fullDiskEncryption: return 'full disk encryption header pointer'
-    case ExtensionType.externalDataFile: return 'external data file'
-    default: return 'unknown 0x' + type.toString(16).padStart(8, '0')
+    case ExtensionType.end: return `${hex} (end)`
+    case ExtensionType.backingFormat: return `${hex} (backing format)`
+    case ExtensionType.featureNameTable: return `${hex} (feature name table)`
+    case ExtensionType.bitmaps: return `${hex} (bitmaps)`
+    case ExtensionType.fullDiskEncryption: return `${hex} (full disk encryption header pointer)`
+    case ExtensionType.externalDataFile: return `${hex} (external data file)`
+    default: return `${hex} (unknown to QEMU)`
   }
 }
 
@@ -79,7 +81,6 @@ export const Incompatible = {
   extendedL2: 4n,
 } as const
 export const KNOWN_INCOMPATIBLE = 0x1fn
-export const Compatible = { lazyRefcounts: 0n } as const
 export const Autoclear = { bitmaps: 0n, rawExternalData: 1n } as const
 export const KNOWN_AUTOCLEAR = 0x3n
 

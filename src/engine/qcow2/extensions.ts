@@ -32,13 +32,10 @@ export function extensionAreaEnd(h: Header): number {
 
 /** Decode every extension in cluster 0 (`cluster0` holds at least min(cs, file size) bytes). */
 export function decodeExtensions(h: Header, cluster0: Uint8Array): HeaderExtension[] {
-  if (h.version === 2) {
-    // v2 images may carry extensions as well (QEMU reads them from offset 72).
-  }
+  // v2 images may carry extensions as well (QEMU reads them from offset 72 = header_length).
   const end = Math.min(extensionAreaEnd(h), cluster0.length)
   const c = new Cursor(cluster0, 0, EXT_STRUCT)
   const out: HeaderExtension[] = []
-  const seen = new Set<number>()
   let pos = h.headerLength
   while (pos + 8 <= end) {
     const type = c.u32(pos)
@@ -48,7 +45,6 @@ export function decodeExtensions(h: Header, cluster0: Uint8Array): HeaderExtensi
       throw new FormatError(EXT_STRUCT, 'length', pos + 4, `of extension 0x${type.toString(16)} runs past the end of the extension area at 0x${end.toString(16)} (Header extension too large)`, length)
     }
     // QEMU reads every record in order; a later record of the same type overrides the earlier.
-    seen.add(type)
     out.push({ type, offset: pos, length, data: cluster0.slice(pos + 8, pos + 8 + length) })
     pos += 8 + Math.ceil(length / 8) * 8
   }
@@ -70,10 +66,12 @@ export function duplicateExtensionTypes(exts: readonly HeaderExtension[]): numbe
 
 const latin = new TextDecoder('utf-8', { fatal: false })
 
+/** The data of a string extension (backing format, data file name). */
 export function extensionString(e: HeaderExtension): string {
   return latin.decode(e.data)
 }
 
+/** The feature name table's 48-byte records: type (0 incompatible, 1 compatible, 2 autoclear), bit, name. */
 export function decodeFeatureNameTable(e: HeaderExtension): FeatureNameEntry[] {
   const out: FeatureNameEntry[] = []
   for (let p = 0; p + 48 <= e.data.length; p += 48) {

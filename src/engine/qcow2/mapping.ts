@@ -28,6 +28,9 @@ const L2_RESERVED_LO = loWord(L2E_RESERVED_MASK)
 /** Bytes of one L1 entry. */
 export const L1_ENTRY_SIZE = 8
 
+/** Where the subcluster bitmap of an extended L2 entry starts: zero bits (hi word), then allocation bits (lo word). */
+export const L2_SUBCLUSTER_BITMAP = 8
+
 /** Bytes of one L2 entry: 16 with extended L2 entries (incompatible bit 4), else 8. */
 export function l2EntrySize(extendedL2: boolean): 8 | 16 {
   return extendedL2 ? 16 : 8

@@ -15,7 +15,7 @@ import {
   Autoclear, ExtensionRecordField, ExtensionType, HeaderField, Incompatible, KNOWN_INCOMPATIBLE, MAX_L1_BYTES,
   MAX_REFTABLE_BYTES, MAX_SNAPSHOTS, hasBit,
 } from './constants.js'
-import { type HeaderExtension, extensionAreaEnd, findExtension } from './extensions.js'
+import { type HeaderExtension, decodeFeatureNameTable, extensionAreaEnd, findExtension } from './extensions.js'
 import { type Header, INT64_MAX } from './header.js'
 import { l2EntrySize } from './mapping.js'
 
@@ -78,7 +78,7 @@ export function openContainer(h: Header, extensions: readonly HeaderExtension[],
     refuse('qcow2: Compression type incompatible feature bit must be set', 'compression_type', HeaderField.compressionType)
   }
   const unknown = h.incompatibleFeatures & ~KNOWN_INCOMPATIBLE
-  if (unknown) refuse(`Unsupported qcow2 feature(s): Unknown incompatible feature: ${unknown.toString(16)}`, 'incompatible_features', HeaderField.incompatibleFeatures)
+  if (unknown) refuse(unsupportedFeatures(unknown, extensions), 'incompatible_features', HeaderField.incompatibleFeatures)
   if (extendedL2 && cs / 32 < 512) refuse(`Unsupported subcluster size: ${cs / 32}`, 'cluster_bits', HeaderField.clusterBits)
   if (h.refcountTableClusters === 0) refuse('Image does not contain a reference count table', 'refcount_table_clusters', HeaderField.refcountTableClusters, { normalOnly: true })
   if (h.refcountTableClusters > MAX_REFTABLE_BYTES / cs) refuse('Reference count table too large', 'refcount_table_clusters', HeaderField.refcountTableClusters)
@@ -115,6 +115,23 @@ export function openContainer(h: Header, extensions: readonly HeaderExtension[],
   if (externalData && !findExtension(extensions, ExtensionType.externalDataFile)) refuse("'data-file' is required for this image")
   if (!externalData && hasBit(h.autoclearFeatures, Autoclear.rawExternalData)) refuse('data-file-raw requires a data file')
   return { refusals, extendedL2, externalData, ...(crypto ? { crypto } : {}) }
+}
+
+/**
+ * QEMU's report_unsupported_feature: the unknown incompatible bits named from the image's own
+ * feature name table where it names them, the rest as a mask.
+ */
+function unsupportedFeatures(mask: bigint, extensions: readonly HeaderExtension[]): string {
+  const names: string[] = []
+  let rest = mask
+  const table = findExtension(extensions, ExtensionType.featureNameTable)
+  for (const f of table ? decodeFeatureNameTable(table) : []) {
+    if (f.type !== 0 || f.bit > 63 || !f.name) continue
+    const bit = 1n << BigInt(f.bit)
+    if (rest & bit) { names.push(f.name); rest &= ~bit }
+  }
+  if (rest) names.push(`Unknown incompatible feature: ${rest.toString(16)}`)
+  return `Unsupported qcow2 feature(s): ${names.join(', ')}`
 }
 
 /**

@@ -76,18 +76,18 @@ export async function loadRefcounts(dev: BlockDevice, h: Header, signal?: AbortS
     throw new FormatError('qcow2 header', 'refcount_table_offset', 48, 'puts the refcount table outside the file', h.refcountTableOffset)
   }
   const rtRaw = await dev.read(h.refcountTableOffset, Math.min(rtBytes, dev.size - h.refcountTableOffset))
-  const n = rtRaw.length >>> 3
+  const n = Math.floor(rtRaw.length / REFTABLE_ENTRY_SIZE)
   const view = new DataView(rtRaw.buffer, rtRaw.byteOffset, rtRaw.byteLength)
-  const reftable = new Float64Array(rtBytes >>> 3)
+  const reftable = new Float64Array(rtBytes / REFTABLE_ENTRY_SIZE)
   const epb = (cs * 8) / h.refcountBits
   let lastUsed = -1
   for (let i = 0; i < n; i++) {
-    const e = view.getBigUint64(i * 8)
+    const e = view.getBigUint64(i * REFTABLE_ENTRY_SIZE)
     if (e === 0n) continue
     const off = e & REFT_OFFSET_MASK
-    if (e & REFT_RESERVED_MASK) problems.push(new FormatError(REFTABLE_STRUCT, `entry[${i}]`, h.refcountTableOffset + i * 8, 'has reserved bits set', e))
+    if (e & REFT_RESERVED_MASK) problems.push(new FormatError(REFTABLE_STRUCT, `entry[${i}]`, h.refcountTableOffset + i * REFTABLE_ENTRY_SIZE, 'has reserved bits set', e))
     if (off % BigInt(cs) !== 0n || off + BigInt(cs) > BigInt(dev.size) + BigInt(cs - 1) || off > BigInt(Number.MAX_SAFE_INTEGER)) {
-      problems.push(new FormatError(REFTABLE_STRUCT, `entry[${i}]`, h.refcountTableOffset + i * 8, 'points to an unaligned refcount block or past the end of the file', e))
+      problems.push(new FormatError(REFTABLE_STRUCT, `entry[${i}]`, h.refcountTableOffset + i * REFTABLE_ENTRY_SIZE, 'points to an unaligned refcount block or past the end of the file', e))
       continue
     }
     reftable[i] = Number(off)
@@ -111,7 +111,7 @@ export async function loadRefcounts(dev: BlockDevice, h: Header, signal?: AbortS
       farChecked.add(off)
       const raw = await dev.read(off, avail)
       if (raw.some((x) => x !== 0)) {
-        problems.push(new FormatError(REFTABLE_STRUCT, `entry[${i}]`, h.refcountTableOffset + i * 8, `points to a refcount block (0x${off.toString(16)}) that counts clusters past the end of the file`, BigInt(off)))
+        problems.push(new FormatError(REFTABLE_STRUCT, `entry[${i}]`, h.refcountTableOffset + i * REFTABLE_ENTRY_SIZE, `points to a refcount block (0x${off.toString(16)}) that counts clusters past the end of the file`, BigInt(off)))
       }
       continue
     }

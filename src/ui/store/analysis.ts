@@ -94,8 +94,9 @@ export interface AnalysisActions {
   ensureAlgebraExtents(firstIndex: number, lastIndex: number): void
   closeAlgebra(): void
   /**
-   * Stage "save as new bitmap" for a union result: add + merge A + merge B. Other operations
-   * cannot be written with the engine's edits (add, merge, clear): returns false.
+   * Stage "save as new bitmap" for the result: a union as add + merge A + merge B; ∩, ∖ and ⊕ as
+   * add + set the result's granules (qbm's set-ranges edit). False when there is no finished
+   * result, no name, or (union) a source bitmap that is gone.
    */
   stageAlgebraSave(name: string): boolean
   loadCheckpoints(files: CheckpointFile[]): Promise<void>

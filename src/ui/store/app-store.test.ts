@@ -4,6 +4,7 @@ import type {
   ExtentWindow, ImageSummary, OpenResult, OpenSetResult, OpenSource, OverlayResult, PlanRequest, PlanReview, ProgressFn,
   ScanResult, SetOp, SplitRow,
 } from '../../session/api.js'
+import { ConstraintError, toErrorInfo } from '../../engine/index.js'
 import { cellsFor } from '../heatmap/geometry.js'
 import type { RecentEntry, RecentFiles } from '../recent.js'
 import { EXTENT_PAGE, createAppStore, type AppStore } from './app-store.js'
@@ -539,14 +540,20 @@ describe('reviewing and saving changes', () => {
   it('offers to plan again with force when the planner refuses because bitmaps are in use', async () => {
     const { store, client } = make()
     await store.getState().open(viaHandle, 'drop')
-    client.planError = { info: { code: 'ConstraintError', message: '1 bitmap is in use (stale): the image may be open in a running QEMU, which would overwrite these changes; if it is not, confirm with --force' } }
+    // The engine's own refusal (the planner's words may change; the code is what the store reads).
+    client.planError = { info: toErrorInfo(new ConstraintError('1 bitmap is in use (stale)', 'bitmaps-in-use')) }
     store.getState().addPending({ kind: 'remove', name: 'b1' })
     await store.getState().reviewChanges()
     const r = store.getState().review
-    expect(r).toMatchObject({ status: 'refused', needsForce: true })
-    expect(r?.status === 'refused' && r.error.message).not.toContain('--force')
+    expect(r).toMatchObject({ status: 'refused', needsForce: true, error: { code: 'bitmaps-in-use' } })
+    // Another refusal with the same words but another code offers no force.
+    client.planError = { info: toErrorInfo(new ConstraintError('1 bitmap is in use (stale)', 'image-check-failed')) }
+    await store.getState().reviewChanges()
+    expect(store.getState().review).toMatchObject({ status: 'refused', needsForce: false })
+    client.planError = { info: toErrorInfo(new ConstraintError('1 bitmap is in use (stale)', 'bitmaps-in-use')) }
+    await store.getState().reviewChanges()
     await store.getState().reviewChanges(true)
-    expect(client.requests[1]?.force).toBe(true)
+    expect(client.requests.at(-1)?.force).toBe(true)
     expect(store.getState().review?.status).toBe('ready')
   })
 

@@ -882,8 +882,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
           if (gen !== generation) return
           const info = errorInfo(e)
           // The planner refuses while bitmaps are in use unless told no VM has the image open.
-          const needsForce = !force && /in use/.test(info.message) && /--force/.test(info.message)
-          set({ review: { status: 'refused', error: { ...info, message: info.message.replace(/; if it is not( \(its writer crashed\))?, confirm with --force$/, '.') }, needsForce, force } })
+          const needsForce = !force && info.code === 'bitmaps-in-use'
+          set({ review: { status: 'refused', error: info, needsForce, force } })
         } finally {
           endJob(job.id)
         }

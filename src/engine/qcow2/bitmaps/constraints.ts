@@ -3,7 +3,7 @@
  * check_table_entry, qcow2_co_can_store_new_dirty_bitmap). Shared by reader and editor.
  */
 import {
-  BME_FLAG_IN_USE, BME_MAX_GRANULARITY_BITS, BME_MAX_NAME_SIZE, BME_MAX_PHYS_SIZE, BME_MAX_TABLE_SIZE,
+  BME_FLAG_EXTRA_DATA_COMPATIBLE, BME_FLAG_IN_USE, BME_MAX_GRANULARITY_BITS, BME_MAX_NAME_SIZE, BME_MAX_PHYS_SIZE, BME_MAX_TABLE_SIZE,
   BME_MIN_GRANULARITY_BITS, BME_RESERVED_FLAGS, BME_TABLE_ENTRY_FLAG_ALL_ONES, BME_TABLE_ENTRY_OFFSET_MASK,
   BME_TABLE_ENTRY_RESERVED_MASK, BT_DIRTY_TRACKING_BITMAP, DIR_ENTRY_HEADER_SIZE, DirEntryField as D,
 } from '../constants.js'
@@ -11,11 +11,6 @@ import {
 /** Number of bits of a bitmap over a disk of `diskLength` bytes (docs/format.md §4.3). */
 export function bitmapBits(diskLength: number, granularityBits: number): number {
   return Math.ceil(diskLength / 2 ** granularityBits)
-}
-
-/** Meaningful bitmap data bytes. */
-export function bitmapDataBytes(diskLength: number, granularityBits: number): number {
-  return Math.ceil(bitmapBits(diskLength, granularityBits) / 8)
 }
 
 /** The table size QEMU requires exactly (docs/format.md §4.3). */
@@ -52,7 +47,10 @@ export function checkDirEntry(e: DirEntryFields, clusterSize: number, diskLength
   if (e.granularityBits > BME_MAX_GRANULARITY_BITS || e.granularityBits < BME_MIN_GRANULARITY_BITS) {
     v.push({ field: 'granularity_bits', pos: D.granularityBits, problem: `is outside QEMU's ${BME_MIN_GRANULARITY_BITS}..${BME_MAX_GRANULARITY_BITS}`, value: e.granularityBits })
   }
-  if ((e.flags & BME_RESERVED_FLAGS) >>> 0 !== 0) v.push({ field: 'flags', pos: D.flags, problem: 'has reserved bits set (QEMU accepts only in_use and auto)', value: e.flags })
+  if ((e.flags & BME_RESERVED_FLAGS) >>> 0 !== 0) {
+    const bit2 = (e.flags & BME_FLAG_EXTRA_DATA_COMPATIBLE) !== 0
+    v.push({ field: 'flags', pos: D.flags, problem: `has reserved bits set${bit2 ? ', extra_data_compatible (bit 2) among them,' : ''} (QEMU accepts only in_use and auto)`, value: e.flags })
+  }
   if (e.nameSize > BME_MAX_NAME_SIZE) v.push({ field: 'name_size', pos: D.nameSize, problem: `exceeds ${BME_MAX_NAME_SIZE}`, value: e.nameSize })
   if (e.type !== BT_DIRTY_TRACKING_BITMAP) v.push({ field: 'type', pos: D.type, problem: 'is not 1 (dirty tracking bitmap)', value: e.type })
   if (e.tableSize * clusterSize > BME_MAX_PHYS_SIZE) {
@@ -65,9 +63,6 @@ export function checkDirEntry(e: DirEntryFields, clusterSize: number, diskLength
   }
   return v
 }
-
-/** Kinds of bitmap table entries (docs/format.md §4.2, named as QEMU's qcow2.py does). */
-export type TableEntryKind = 'all-zeroes' | 'all-ones' | 'serialized' | 'invalid'
 
 /** Why a table entry is invalid, or undefined (BITMAP check_table_entry). */
 export function checkTableEntry(entry: bigint, clusterSize: number): string | undefined {

@@ -2,6 +2,7 @@
  * Bitmap tables (docs/format.md §4.2): table_size big-endian u64 entries. Decoded to a Float64Array
  * where 0 = all zeroes, 1 = all ones, any other value = the data cluster's offset.
  */
+import { u64Of } from '../../bytes.js'
 import { FormatError } from '../../errors.js'
 import type { BlockDevice } from '../../device.js'
 import { BME_TABLE_ENTRY_OFFSET_MASK, BME_TABLE_ENTRY_SIZE } from '../constants.js'
@@ -47,20 +48,20 @@ export function decodeTable(buf: Uint8Array, offset: number, clusterSize: number
   const warnings: TableProblem[] = []
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
   for (let i = 0; i < n; i++) {
-    const hi = view.getUint32(i * 8)
-    const lo = view.getUint32(i * 8 + 4)
+    const hi = view.getUint32(i * BME_TABLE_ENTRY_SIZE)
+    const lo = view.getUint32(i * BME_TABLE_ENTRY_SIZE + 4)
+    // the common cases first: all zeros (0) or all ones (1)
     if (hi === 0 && lo <= 1) { entries[i] = lo; continue }
-    // Fast path: aligned offset without reserved bits.
-    const e = (BigInt(hi) << 32n) | BigInt(lo)
+    const e = u64Of(hi, lo)
     const bad = checkTableEntry(e, clusterSize)
     if (bad) {
-      if (problems.length < 1000) problems.push({ index: i, offset: offset + i * 8, problem: bad, value: e })
+      if (problems.length < 1000) problems.push({ index: i, offset: offset + i * BME_TABLE_ENTRY_SIZE, problem: bad, value: e })
       continue
     }
     const off = dataOffsetOf(hi, lo)
     if (off >= fileSize && warnings.length < 1000) {
       // QEMU loads such a bitmap (the read past the end returns zeros); only check complains.
-      warnings.push({ index: i, offset: offset + i * 8, problem: `points past the end of the file (0x${fileSize.toString(16)}); QEMU reads it as zeros`, value: e })
+      warnings.push({ index: i, offset: offset + i * BME_TABLE_ENTRY_SIZE, problem: `points past the end of the file (0x${fileSize.toString(16)}); QEMU reads it as zeros`, value: e })
     }
     entries[i] = off
   }
