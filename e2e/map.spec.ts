@@ -8,6 +8,7 @@
  */
 import { expect, test, type Locator, type Page } from '@playwright/test'
 import { readFileSync } from 'node:fs'
+import { BASE_URL } from './browser.js'
 import { parseCssColor } from '../src/ui/heatmap/colors.js'
 import {
   type MapGrid, cellOfByte, cellXY, mapCellRange, rowRange,
@@ -172,6 +173,36 @@ test('zooming the map refines its cells down to single granules; E moves to the 
   await area.focus()
   await page.keyboard.press('e')
   await expect(page.getByTestId('extent-list')).toBeFocused()
+})
+
+test('a two-finger pinch and a trackpad pinch (ctrl+wheel) zoom the map', async ({ browser }) => {
+  const ctx = await browser.newContext({ hasTouch: true, viewport: { width: 1280, height: 800 }, baseURL: BASE_URL })
+  try {
+    const page = await ctx.newPage()
+    await open(page)
+    const g0 = await grid(page)
+    const c = pane(page)
+    await c.evaluate((el) => el.scrollIntoView({ block: 'center' }))
+    const box = (await c.boundingBox())!
+    const cx = Math.round(box.x + box.width / 2)
+    const cy = Math.round(box.y + box.height / 2)
+    const cdp = await ctx.newCDPSession(page)
+    const touch = (type: 'touchStart' | 'touchMove' | 'touchEnd', d: number): Promise<unknown> => cdp.send('Input.dispatchTouchEvent', {
+      type, touchPoints: type === 'touchEnd' ? [] : [{ x: cx - d, y: cy, id: 1 }, { x: cx + d, y: cy, id: 2 }],
+    })
+    await touch('touchStart', 20)
+    for (let d = 30; d <= 120; d += 10) await touch('touchMove', d)
+    await touch('touchEnd', 0)
+    await expect.poll(async () => (await grid(page)).cellBytes).toBeLessThan(g0.cellBytes)
+    const g1 = await grid(page)
+    await page.mouse.move(cx, cy)
+    await page.keyboard.down('Control')
+    await page.mouse.wheel(0, -40)
+    await page.keyboard.up('Control')
+    await expect.poll(async () => (await grid(page)).cellBytes).toBeLessThan(g1.cellBytes)
+  } finally {
+    await ctx.close()
+  }
 })
 
 test('two bitmaps side by side or A over B, sharing the map\'s view', async ({ page }) => {

@@ -14,6 +14,7 @@ import type { AppActions, AppStore } from '../../store/app-store.js'
 import { currentMapGrid, type MapSlot } from '../../store/map.js'
 import { type MapGrid, hitCell, rectRange, rowRange } from './layout.js'
 import { noteMapInput } from './painter.js'
+import { devicePixelRatioNow } from '../canvas.js'
 
 /** Wheel movement (pixels) per zoom step. */
 const WHEEL_STEP = 100
@@ -58,6 +59,14 @@ function panePoint(area: HTMLElement, target: EventTarget | null, clientX: numbe
   return { slot: pane.dataset.pane as MapSlot, x: (clientX - r.left) * sx, y: (clientY - r.top) * sy, areaX: clientX - a.left, areaY: clientY - a.top }
 }
 
+/** Device pixels of a client point in pane `slot` (the pointer may be captured elsewhere). */
+function pointIn(area: HTMLElement, slot: MapSlot, clientX: number, clientY: number): { x: number; y: number } | null {
+  const canvas = area.querySelector(`[data-pane="${slot}"] canvas`) as HTMLCanvasElement | null
+  if (!canvas) return null
+  const r = canvas.getBoundingClientRect()
+  return { x: (clientX - r.left) * (r.width > 0 ? canvas.width / r.width : 1), y: (clientY - r.top) * (r.height > 0 ? canvas.height / r.height : 1) }
+}
+
 export function useMapGestures(areaRef: RefObject<HTMLDivElement | null>, actions: AppActions, storeApi: AppStore, focusExtents: () => void, deps: readonly unknown[]): {
   hover: MapHover | null
   drag: MapDrag | null
@@ -76,7 +85,7 @@ export function useMapGestures(areaRef: RefObject<HTMLDivElement | null>, action
   const wheel = useRef({ zoom: 0, pan: 0 })
   const press = useRef<{ kind: 'rect' | 'pan'; p: PanePoint; moved: boolean; lastBand: number } | null>(null)
   const touches = useRef(new Map<number, { x: number; y: number }>())
-  const pinch = useRef<{ dist: number } | null>(null)
+  const pinch = useRef<{ dist: number; slot: MapSlot } | null>(null)
 
   const grid = useCallback((): MapGrid | null => currentMapGrid(storeApi.getState()), [storeApi])
   const zoom = useCallback((dir: -1 | 1, x?: number, y?: number) => { noteMapInput(); actions.mapZoom(dir, x, y) }, [actions])
@@ -118,7 +127,7 @@ export function useMapGestures(areaRef: RefObject<HTMLDivElement | null>, action
       touches.current.set(e.pointerId, { x: e.clientX, y: e.clientY })
       if (touches.current.size === 2) {
         const [a, b] = [...touches.current.values()]
-        pinch.current = { dist: Math.hypot(a!.x - b!.x, a!.y - b!.y) }
+        pinch.current = { dist: Math.hypot(a!.x - b!.x, a!.y - b!.y), slot: press.current?.p.slot ?? p.slot }
         press.current = null
         return
       }
@@ -139,23 +148,20 @@ export function useMapGestures(areaRef: RefObject<HTMLDivElement | null>, action
       const [a, b] = [...touches.current.values()]
       const dist = Math.hypot(a!.x - b!.x, a!.y - b!.y)
       const ratio = dist / Math.max(1, pinch.current.dist)
-      if ((ratio >= PINCH_STEP || ratio <= 1 / PINCH_STEP) && p) {
+      const mid = pointIn(el, pinch.current.slot, (a!.x + b!.x) / 2, (a!.y + b!.y) / 2)
+      if ((ratio >= PINCH_STEP || ratio <= 1 / PINCH_STEP) && mid) {
         pinch.current.dist = dist
-        zoom(ratio > 1 ? -1 : 1, p.x, p.y)
+        zoom(ratio > 1 ? -1 : 1, mid.x, mid.y)
       }
       return
     }
     const d = press.current
     if (!d || !g) return
     // Moves are measured in the pane where the press began (the pointer is captured).
-    const canvas = el.querySelector(`[data-pane="${d.p.slot}"] canvas`) as HTMLCanvasElement | null
-    if (!canvas) return
-    const r = canvas.getBoundingClientRect()
-    const sx = r.width > 0 ? canvas.width / r.width : 1
-    const sy = r.height > 0 ? canvas.height / r.height : 1
-    const x = (e.clientX - r.left) * sx
-    const y = (e.clientY - r.top) * sy
-    if (Math.abs(x - d.p.x) + Math.abs(y - d.p.y) > 4 * sx) d.moved = true
+    const at = pointIn(el, d.p.slot, e.clientX, e.clientY)
+    if (!at) return
+    const { x, y } = at
+    if (Math.abs(x - d.p.x) + Math.abs(y - d.p.y) > 4 * devicePixelRatioNow()) d.moved = true
     if (!d.moved) return
     if (d.kind === 'rect') {
       setDrag({ slot: d.p.slot, x0: d.p.x, y0: d.p.y, x1: x, y1: y })
@@ -179,14 +185,9 @@ export function useMapGestures(areaRef: RefObject<HTMLDivElement | null>, action
     if (!d || !g || !commit || d.kind !== 'rect') return
     const s = g.cellPx
     if (d.moved) {
-      const el = areaRef.current
-      const canvas = el?.querySelector(`[data-pane="${d.p.slot}"] canvas`) as HTMLCanvasElement | null
-      if (!canvas) return
-      const r = canvas.getBoundingClientRect()
-      const sx = r.width > 0 ? canvas.width / r.width : 1
-      const sy = r.height > 0 ? canvas.height / r.height : 1
-      const x = (e.clientX - r.left) * sx
-      const y = (e.clientY - r.top) * sy
+      const at = areaRef.current && pointIn(areaRef.current, d.p.slot, e.clientX, e.clientY)
+      if (!at) return
+      const { x, y } = at
       const range = rectRange(g, Math.floor(d.p.x / s), Math.floor(d.p.y / s), Math.floor(x / s), Math.floor(y / s))
       if (range) actions.setView(range)
       return
