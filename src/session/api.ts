@@ -241,6 +241,11 @@ export interface EngineApi {
   scan(bitmapIndex: number, jobId?: number): Promise<ScanResult>
   /** Dirty bytes in each of `cells` cells over [start, end) (engine `heatmap`). */
   heatmap(bitmapIndex: number, start: number, end: number, cells: number, jobId?: number): Promise<Float64Array>
+  /**
+   * heatmap while the bitmap's scan runs: cells whose boundaries the block index built so far
+   * answers are exact, the others NaN (`complete` once the scan has ended: all exact).
+   */
+  heatmapPreview(bitmapIndex: number, start: number, end: number, cells: number): Promise<HeatmapPreview>
   /** Extents number first .. first+count-1 of the whole bitmap, unclipped. */
   extentPage(bitmapIndex: number, first: number, count: number): Promise<Extent[]>
   /** Index of the first extent that ends after byte `offset` (extentCount when none does). */
@@ -314,7 +319,7 @@ export interface EngineClient {
   scan(bitmapIndex: number, onProgress?: ProgressFn, signal?: AbortSignal): Promise<ScanResult>
   heatmap(bitmapIndex: number, start: number, end: number, cells: number, signal?: AbortSignal): Promise<Float64Array>
   /** heatmap while the bitmap is still being scanned: cells the scan has not read yet are NaN. */
-  heatmapPreview?(bitmapIndex: number, start: number, end: number, cells: number): Promise<HeatmapPreview>
+  heatmapPreview(bitmapIndex: number, start: number, end: number, cells: number): Promise<HeatmapPreview>
   extentPage(bitmapIndex: number, first: number, count: number): Promise<Extent[]>
   extentIndex(bitmapIndex: number, offset: number): Promise<number>
   extentWindow(bitmapIndex: number, from: number, to: number): Promise<ExtentWindow>

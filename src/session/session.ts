@@ -7,14 +7,14 @@
 import {
   type AbortSignalLike, type Extent, type Image, type Plan,
   AbortError, AllocationMap, ConstraintError, bitmapSha256, cellBoundaries, combineExtents, describeImage,
-  extentPage, extentsInRange, heatmap, heatmapFromExtents, openImage, parseCheckpointXml, planEdits, planRepair,
+  extentPage, extentsInRange, heatmap, heatmapFromExtents, heatmapSoFar, openImage, parseCheckpointXml, planEdits, planRepair,
   splitByAllocation, type Edit, type Checkpoint,
 } from '../engine/index.js'
 // Not (yet) on the engine's public surface; the CLI imports them the same way.
 import { readable, readerFor } from '../engine/describe.js'
 import type { BitmapReader } from '../engine/qcow2/bitmaps/data.js'
 import type {
-  CheckpointView, EditRequest, EngineApi, Estimate, HostInfo, ImageEntry, OpenResult, OpenSetResult, OpenSource,
+  CheckpointView, EditRequest, EngineApi, Estimate, HeatmapPreview, HostInfo, ImageEntry, OpenResult, OpenSetResult, OpenSource,
   OverlayResult, PlanReview, ScanResult, SplitRow,
 } from './api.js'
 import { checkpointView } from './checkpoint-view.js'
@@ -274,6 +274,14 @@ export class EngineSession implements EngineApi {
 
   heatmap(bitmapIndex: number, start: number, end: number, cells: number, jobId?: number): Promise<Float64Array> {
     return this.jobs.run(jobId, (signal) => heatmap(this.reader(bitmapIndex), start, end, cells, signal))
+  }
+
+  heatmapPreview(bitmapIndex: number, start: number, end: number, cells: number): Promise<HeatmapPreview> {
+    return this.jobs.run(undefined, async () => {
+      const r = this.reader(bitmapIndex)
+      if (r.scanned) return { counts: await heatmap(r, start, end, cells), complete: true }
+      return { counts: heatmapSoFar(r, start, end, cells), complete: false }
+    })
   }
 
   extentPage(bitmapIndex: number, first: number, count: number): Promise<Extent[]> {

@@ -157,6 +157,42 @@ async function countThrough(r: BitmapReader, xs: Float64Array, pending: Int32Arr
   }
 }
 
+/** The block index a running scan has built so far: ones[b] for every b ≤ blocks is final. */
+export interface IndexSoFar {
+  ones: Float64Array
+  blocks: number
+}
+
+/**
+ * Dirty bytes per cell from the part of the block index a running scan has built (the map's
+ * first picture of a big bitmap, drawn while the scan reads): a cell whose two boundaries are
+ * block edges the scan has passed is exact, any other cell NaN. Nothing is read. All NaN when
+ * the reader has no scan running.
+ */
+export function heatmapSoFar(r: BitmapReader, start: number, end: number, cells: number): Float64Array {
+  if (!(cells >= 1) || !Number.isInteger(cells)) throw new RangeError(`cells must be a positive integer (got ${cells})`)
+  if (!(end >= start) || start < 0) throw new RangeError(`invalid range [${start}, ${end})`)
+  const out = new Float64Array(cells).fill(NaN)
+  const so = (r as unknown as { indexSoFar?: () => IndexSoFar | undefined }).indexSoFar?.()
+  if (!so) return out
+  const g = r.granularity
+  const blockBytes = BLOCK_BITS * g
+  const xs = cellBoundaries(start, end, cells)
+  const at = (x: number): number => {
+    const xc = Math.max(0, Math.min(x, r.diskLength))
+    if (xc % blockBytes !== 0) return NaN
+    const b = xc / blockBytes
+    return b <= so.blocks ? so.ones[b]! * g : NaN
+  }
+  let prev = at(xs[0]!)
+  for (let i = 0; i < cells; i++) {
+    const next = at(xs[i + 1]!)
+    out[i] = next - prev
+    prev = next
+  }
+  return out
+}
+
 /** A heatmap view: cells over [start, end). */
 export interface View {
   start: number

@@ -162,7 +162,7 @@ export function createMapSlice(ctx: {
     const cells = coarse ? { start: Math.floor(g.start / block) * block, cellBytes: block, count: 0 } : at
     if (coarse) cells.count = Math.ceil((g.start + g.count * g.cellBytes - cells.start) / block)
     if (coarse && cells.count > COARSE_MAX) return scan === 'done' ? { key, kind: 'heat', index, ...at } : null
-    if (scan === 'scanning') return client.heatmapPreview ? { key, kind: 'preview', index, ...cells } : null
+    if (scan === 'scanning') return { key, kind: 'preview', index, ...cells }
     return { key, kind: 'heat', index, ...cells }
   }
 
@@ -181,7 +181,7 @@ export function createMapSlice(ctx: {
       arrays = [o.dirtyData, o.dirtyZero, o.dirtyUnallocated, o.cleanData]
     } else if (w.kind === 'preview') {
       lastPreview[slot] = now()
-      const p = await client.heatmapPreview!(w.index, w.start, end, w.count)
+      const p = await client.heatmapPreview(w.index, w.start, end, w.count)
       arrays = [p.counts]
       preview = !p.complete
     } else arrays = [await client.heatmap(w.index, w.start, end, w.count)]
