@@ -18,7 +18,10 @@ export function BackupEstimate(): ReactNode {
   if (!b) return null
   const e = est?.status === 'done' ? est.estimate : null
   const full = est?.status === 'done' ? est.fullBytes : undefined
-  if (b.status === 'in-use') return <FullBackup name={b.name} full={full} dirty={e?.dirtyBytes} waiting={!e && est?.status !== 'error'} error={est?.status === 'error' ? est.error.message : null} />
+  if (b.status === 'in-use') {
+    return <FullBackup name={b.name} full={full} dirty={e?.dirtyBytes} waiting={est?.status === 'running'} error={est?.status === 'error' ? est.error.message : null}
+      onSize={est === undefined && scan === 'done' ? () => void actions.computeEstimate(b.index) : null} />
+  }
   const rows = e
     ? ([
       ['data', 'Allocated data', e.dataBytes, 'what a zero-aware incremental backup copies'],
@@ -72,7 +75,11 @@ export function BackupEstimate(): ReactNode {
  * An in-use bitmap: QEMU will not export it, so no backup tool can use it. The next backup from
  * its checkpoint is a full one, and copies the disk's allocated data (from the allocation map).
  */
-function FullBackup({ name, full, dirty, waiting, error }: { name: string; full: number | undefined; dirty: number | undefined; waiting: boolean; error: string | null }): ReactNode {
+function FullBackup({ name, full, dirty, waiting, error, onSize }: {
+  name: string; full: number | undefined; dirty: number | undefined; waiting: boolean; error: string | null
+  /** size it now (it was not started by itself: a bitmap of very many extents) */
+  onSize: (() => void) | null
+}): ReactNode {
   return (
     <section className="panel" aria-labelledby="estimate-h">
       <h2 id="estimate-h" className="panel-title">Next backup <span className="mono">{name}</span></h2>
@@ -81,7 +88,8 @@ function FullBackup({ name, full, dirty, waiting, error }: { name: string; full:
           {' '}backup tool cannot use it, and the next backup from this checkpoint copies the whole disk.</p>
         {full !== undefined
           ? <p className="small">It copies the disk&apos;s allocated data: <strong>{humanBytes(full)}</strong> <span className="mono muted">({exact(full)} bytes)</span>.</p>
-          : <p className="small muted">{error ? <span className="text-error">Could not size it: {error}</span> : waiting ? 'Sizing the allocated data…' : null}</p>}
+          : <p className="small muted">{error ? <span className="text-error">Could not size it: {error}</span> : waiting ? 'Sizing the allocated data…' : null}
+            {onSize && <button type="button" className="btn btn-small" onClick={onSize}>Size the full backup</button>}</p>}
       </div>
       {dirty !== undefined && (
         <p className="small muted">Its stored bits (stale, from its last clean save) mark {humanBytes(dirty)} dirty; writes made since are not in them.

@@ -68,6 +68,9 @@ export const OP_LABEL: Record<SetOp, { sign: string; name: string; words: string
   xor: { sign: '⊕', name: 'symmetric difference', words: 'dirty in exactly one of A and B' },
 }
 
+/** Bitmaps with more extents than this are estimated on request only (see maybeEstimate). */
+export const AUTO_ESTIMATE_MAX_EXTENTS = 4_000_000
+
 /** Extents per algebra page fetched from the worker. */
 export const ALGEBRA_PAGE = 256
 const MAX_ALGEBRA_PAGES = 200
@@ -251,7 +254,11 @@ export function createAnalysis(ctx: AnalysisCtx): {
 
   function maybeEstimate(index: number): void {
     const b = bitmap(index)
-    if (!b || get().estimates[index] || get().stats[index]?.scan.status !== 'done') return
+    const scan = get().stats[index]?.scan
+    if (!b || get().estimates[index] || scan?.status !== 'done') return
+    // Splitting hundreds of millions of extents by allocation keeps the engine busy for minutes:
+    // then the panel offers the estimate instead of starting it (heatmaps and the map stay quick).
+    if ('extentCount' in scan && typeof scan.extentCount === 'number' && scan.extentCount > AUTO_ESTIMATE_MAX_EXTENTS) return
     void computeEstimate(index)
   }
 

@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { CANVAS_DEFAULTS, heatColor, heatLutIndex, overlayColor, packRgb } from '../colors.js'
 import { layoutMap, cellOrigins, type MapGrid } from './layout.js'
@@ -47,6 +48,54 @@ describe('cellShares', () => {
     const [p] = cellShares(grid(0, 100, 400), { start: 0, cellBytes: 100, count: 4 }, [preview])
     expect([p![0], p![1]]).toEqual([Math.fround(0.1), Math.fround(0.2)])
     expect(Number.isNaN(p![2]!)).toBe(true)
+  })
+})
+
+describe('cellShares against a brute-force overlap', () => {
+  /** Share of each grid cell from every source cell it overlaps (zoom in: the cell holding its first byte). */
+  function brute(g: MapGrid, src: { start: number; cellBytes: number; count: number }, counts: Float64Array): number[] {
+    const out: number[] = []
+    for (let i = 0; i < g.count; i++) {
+      const a = g.start + i * g.cellBytes
+      const b = Math.min(g.diskLength, a + g.cellBytes)
+      if (src.cellBytes > g.cellBytes) {
+        const j = Math.floor((a - src.start) / src.cellBytes)
+        const sa = src.start + j * src.cellBytes
+        out.push(j >= 0 && j < src.count ? counts[j]! / (Math.min(g.diskLength, sa + src.cellBytes) - sa) : NaN)
+        continue
+      }
+      let covered = 0
+      let sum = 0
+      for (let j = 0; j < src.count; j++) {
+        const sa = src.start + j * src.cellBytes
+        const sb = Math.min(g.diskLength, sa + src.cellBytes)
+        const o = Math.min(b, sb) - Math.max(a, sa)
+        if (o <= 0 || Number.isNaN(counts[j]!)) continue
+        covered += o
+        sum += counts[j]! * (o / (sb - sa))
+      }
+      out.push(covered * 2 >= b - a ? (src.cellBytes === g.cellBytes && (g.start - src.start) % g.cellBytes === 0 ? counts[(a - src.start) / g.cellBytes]! / (b - a) : sum / covered) : NaN)
+    }
+    return out
+  }
+
+  it('agrees for shifted, finer and coarser sources', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 60 }),
+      fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 60 }), fc.integer({ min: 50, max: 400 }),
+      (cu, gStartCells, su, sStartCells, sCount, fr, disk) => {
+        const g = grid(gStartCells * cu * 10, cu * 10, disk * 10)
+        const src = { start: sStartCells * su * 10, cellBytes: su * 10, count: sCount }
+        const counts = new Float64Array(sCount).map((_, j) => (fr[j % fr.length]! > 0.9 ? NaN : fr[j % fr.length]! * su * 10))
+        const [got] = cellShares(g, src, [counts])
+        const want = brute(g, src, counts)
+        expect(got!.length).toBe(want.length)
+        for (let i = 0; i < want.length; i++) {
+          if (Number.isNaN(want[i]!)) expect(Number.isNaN(got![i]!), `cell ${i}`).toBe(true)
+          else expect(got![i]!, `cell ${i}`).toBeCloseTo(want[i]!, 5)
+        }
+      },
+    ), { numRuns: 300 })
   })
 })
 

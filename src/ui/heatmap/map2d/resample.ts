@@ -69,18 +69,16 @@ function shareOf(g: MapGrid, src: CellSource, counts: Float64Array, out: Float32
     }
     return out
   }
-  // Zoomed out: sum the old cells under each new one.
-  for (let i = 0; i < n; i++) {
-    const a = gs + i * cb
+  // Zoomed out: sum the old cells under each new one (consecutive: one pass over both).
+  let j = Math.max(0, Math.floor((gs - ss) / scb))
+  for (let i = 0, a = gs; i < n; i++, a += cb) {
     const b = Math.min(disk, a + cb)
     let covered = 0
     let sum = 0
-    const j0 = Math.max(0, Math.floor((a - ss) / scb))
-    const j1 = Math.min(sn - 1, Math.floor((b - 1 - ss) / scb))
-    for (let j = j0; j <= j1; j++) {
-      const c = counts[j]!
+    while (j < sn && ss + (j + 1) * scb <= a) j++
+    for (let jj = j, sa = ss + jj * scb; jj < sn && sa < b; jj++, sa += scb) {
+      const c = counts[jj]!
       if (c !== c) continue // NaN: not counted yet
-      const sa = ss + j * scb
       const sb = Math.min(disk, sa + scb)
       const overlap = Math.min(b, sb) - Math.max(a, sa)
       if (overlap <= 0) continue
