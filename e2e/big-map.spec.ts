@@ -95,6 +95,12 @@ test('256 TiB, 512 MiB of bitmap: the map fills in during the scan, steps repain
   const scanStart = m['qbm:scan-start']![0]!
   const scanEnd = m['qbm:scan-end']![0]!
   const previews = (m['qbm:map-preview'] ?? []).filter((t) => t < scanEnd)
+  // What share of the map each preview paint knew: growing as the scan reads.
+  const filled = await page.evaluate(() => performance.getEntriesByName('qbm:map-preview').map((e) => {
+    const d = (e as PerformanceMark).detail as { known: number; cells: number }
+    return d.known / d.cells
+  }))
+  metric('bigmap.previewFilled', filled.map((x) => Math.round(x * 1000) / 1000))
   metric('bigmap.scanMs', scanEnd - scanStart)
   metric('bigmap.firstPreviewMs', previews[0] ?? null)
   metric('bigmap.previewPaints', previews.length)
@@ -105,6 +111,9 @@ test('256 TiB, 512 MiB of bitmap: the map fills in during the scan, steps repain
   // (soft: the steps below are measured either way)
   expect.soft(previews.length).toBeGreaterThan(1)
   expect.soft(previews[0] ?? Infinity).toBeLessThan(scanEnd)
+  expect.soft(filled.length).toBeGreaterThan(1)
+  expect.soft(filled[0] ?? 1).toBeLessThan(1) // the first preview knew only part of the disk
+  expect.soft(filled.at(-1) ?? 0).toBeGreaterThan(filled[0] ?? 1) // and it filled in
   const caption = page.getByTestId('map-caption')
   expect(Number(await caption.getAttribute('data-cells'))).toBeGreaterThanOrEqual(250_000)
 

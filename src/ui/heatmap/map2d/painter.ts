@@ -5,7 +5,7 @@
  * measures the e2e tests and the bench read:
  *  - `qbm:map-step`: from the input (noteMapInput) to the first repaint of the new view;
  *  - `qbm:map-exact`: from the input to the paint of the exact cells for it;
- *  - marks `qbm:map-preview` (cells from a running scan), `qbm:first-map` (the first map with
+ *  - marks `qbm:map-preview` (cells from a running scan, detail: how many are known), `qbm:first-map` (the first map with
  *    every cell known, perhaps from coarser cells) and `qbm:first-map-exact` (the first map of
  *    the grid's own cells).
  */
@@ -97,7 +97,13 @@ export function createPanePainter(canvas: HTMLCanvasElement, slot: MapSlot, them
         if (!firstExactMarked) { firstExactMarked = true; performance.mark('qbm:first-map-exact') }
       }
       if (cells && !cells.preview && !firstMapMarked && slot === 'primary' && coversGrid(g, cells)) { firstMapMarked = true; performance.mark('qbm:first-map') }
-      if (cells?.preview && slot === 'primary') performance.mark('qbm:map-preview')
+      if (cells?.preview && slot === 'primary') {
+        // How much of the map the running scan has filled in: the mark's detail.
+        let known = 0
+        const a = cells.arrays[0]!
+        for (let i = 0; i < cells.count; i++) if (a[i] === a[i]) known++
+        if (known > 0) performance.mark('qbm:map-preview', { detail: { known, cells: cells.count } })
+      }
       lastGridKey = gridKey
       lastExact = exact
     },
