@@ -80,8 +80,8 @@ test('256 TiB, 512 MiB of bitmap: the map fills in during the scan, steps repain
   test.setTimeout(600_000)
   const p = join(dir.path, 'disk-256t.qcow2')
   sh(`qemu-img create -q -f qcow2 ${p} 256T && qemu-img bitmap --add ${p} big`)
-  const filled = await fillBitmap(p, 'big', pattern(0x256))
-  expect(filled.dataBytes).toBe(512 * 1024 * 1024)
+  const written = await fillBitmap(p, 'big', pattern(0x256))
+  expect(written.dataBytes).toBe(512 * 1024 * 1024)
   sh(`qemu-img check -q ${p}`)
   expect(qemuBitmaps(p)).toEqual([{ name: 'big', granularity: 65536, flags: ['auto'] }])
 
