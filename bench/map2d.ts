@@ -31,6 +31,7 @@ export interface Map2dBenchRow {
   data?: Record<string, unknown>
 }
 
+/** Where the repository is, how many drops, which port. */
 export interface Map2dBenchOptions {
   /** the repository's root (where e2e/ and package.json are) */
   root: string

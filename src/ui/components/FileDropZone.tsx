@@ -5,6 +5,7 @@
  */
 import { useId, useRef, useState, type ReactNode } from 'react'
 
+/** The drop zone: a label, a button and a hidden file input. */
 export function FileDropZone({ label, button, accept, multiple = true, onFiles, testId }: {
   /** what to drop, in words */
   label: ReactNode

@@ -5,6 +5,7 @@
  */
 
 export type Theme = 'light' | 'dark'
+/** An sRGB colour, 0..255 per channel. */
 export type Rgb = readonly [number, number, number]
 
 interface Palette {
@@ -56,8 +57,10 @@ export const LEGEND_STOPS = [0.01, 0.1, 0.25, 0.5, 1] as const
 /** The dirty × allocation overlay's categories, in drawing order (bottom first). */
 export type OverlayKind = 'dirtyData' | 'dirtyZero' | 'dirtyUnallocated' | 'cleanData'
 
+/** The overlay's categories in drawing order. */
 export const OVERLAY_KINDS: readonly OverlayKind[] = ['dirtyData', 'dirtyZero', 'dirtyUnallocated', 'cleanData']
 
+/** The overlay's categories in words. */
 export const OVERLAY_LABEL: Record<OverlayKind, string> = {
   dirtyData: 'dirty and data',
   dirtyZero: 'dirty but reads as zero',

@@ -21,9 +21,11 @@ export function rampLabels(): Array<{ pos: number; label: string }> {
   return LEGEND_STOPS.map((f) => ({ pos: rampPosition(f), label: `${f * 100}%` }))
 }
 
-/** The clean colour and its words. */
+/** The clean colour's words on the dirty legend. */
 export const CLEAN_LABEL = 'clean'
+/** The clean colour's words on the overlay legend. */
 export const OVERLAY_CLEAN_LABEL = 'clean, unallocated or zero'
+/** The words after the ramp. */
 export const RAMP_CAPTION = 'of each cell dirty'
 
 /** The overlay's classes in legend order, with their words. */

@@ -16,6 +16,7 @@ export interface StripHover {
   x: number
 }
 
+/** The strip's pointer, wheel and key handlers (the wheel is attached to `areaRef` directly: it must not be passive). */
 export function useStripGestures(areaRef: RefObject<HTMLDivElement | null>, actions: AppActions, storeApi: AppStore, onHover: (h: StripHover | null) => void, deps: readonly unknown[]): {
   onPointerDown: (e: React.PointerEvent<HTMLDivElement>) => void
   onPointerMove: (e: React.PointerEvent<HTMLDivElement>) => void

@@ -15,6 +15,7 @@ import {
 import type { CellSource } from '../heatmap/map2d/resample.js'
 import { latestWins } from './latest.js'
 
+/** A pane of the map: the selected bitmap (A) or the compared one (B). */
 export type MapSlot = 'primary' | 'compare'
 /** Two bitmaps side by side, or A over B. */
 export type MapArrange = 'side' | 'stack'
@@ -31,6 +32,7 @@ export interface MapCells extends CellSource {
   preview: boolean
 }
 
+/** The map's fields of the app state. */
 export interface MapState {
   mapView: MapView | null
   /** one pane in device pixels; null until the map is on screen */
@@ -41,6 +43,7 @@ export interface MapState {
   mapCells: Record<MapSlot, MapCells | null>
 }
 
+/** The map's actions. */
 export interface MapActions {
   /** The pane's size (device pixels) and its smallest cell: the map starts once it is known. */
   setMapCanvas(c: MapCanvas): void
@@ -68,6 +71,7 @@ export interface MapDeps {
 
 type Full = MapState & MapActions & MapDeps
 
+/** The map's state before any image. */
 export const initialMap = (): MapState => ({
   mapView: null,
   mapCanvas: null,
@@ -110,6 +114,7 @@ export function currentMapGrid(s: Pick<Full, 'mapView' | 'mapCanvas' | 'mapOrder
   return layoutMap(s.mapView, s.mapCanvas, s.mapOrder, s.image.summary.diskLength)
 }
 
+/** The map's actions, and the listener that keeps its cells in step with the rest of the store. */
 export function createMapSlice(ctx: {
   get: () => Full
   set: (p: Partial<MapState>) => void

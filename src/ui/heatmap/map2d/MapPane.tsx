@@ -11,6 +11,7 @@ import { rangeOutline, usedHeightPx } from './layout.js'
 import { createPanePainter } from './painter.js'
 import type { MapDrag } from './useMapGestures.js'
 
+/** One pane: label, canvas, outline; re-rendered only when its props change. */
 export const MapPane = memo(function MapPane({ slot, tag, name, stale, cssWidth, cssHeight, theme, drag, label, exact }: {
   slot: MapSlot
   /** 'A', 'B' or 'A ∖ B' */

@@ -35,6 +35,7 @@ export function focusExtentList(): void {
   el?.scrollIntoView({ block: 'nearest' })
 }
 
+/** The disk map's panel (mounted above the strip by HeatmapPanel). */
 export function MapPanel(): ReactNode {
   const s = useAppShallow((st) => ({
     image: st.image, selected: st.selected, compare: st.compare, mode: st.heatMode, algebra: st.algebra, stats: st.stats,

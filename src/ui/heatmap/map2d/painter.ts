@@ -43,6 +43,7 @@ function coversGrid(g: MapGrid, c: MapCells): boolean {
 /** What a pane needs from the store. */
 export type PaneState = Pick<MapState, 'mapView' | 'mapCanvas' | 'mapOrder' | 'mapCells'> & { image: { summary: { diskLength: number } } | null }
 
+/** Paints a pane from the store's state. */
 export interface PanePainter {
   paint(s: PaneState): void
 }

@@ -67,6 +67,7 @@ function pointIn(area: HTMLElement, slot: MapSlot, clientX: number, clientY: num
   return { x: (clientX - r.left) * (r.width > 0 ? canvas.width / r.width : 1), y: (clientY - r.top) * (r.height > 0 ? canvas.height / r.height : 1) }
 }
 
+/** The map's handlers for its area, the pointer's place (for the tooltip) and the rectangle being dragged. */
 export function useMapGestures(areaRef: RefObject<HTMLDivElement | null>, actions: AppActions, storeApi: AppStore, focusExtents: () => void, deps: readonly unknown[]): {
   hover: MapHover | null
   drag: MapDrag | null
