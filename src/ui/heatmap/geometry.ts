@@ -16,6 +16,7 @@ export interface View {
 /** The deepest zoom shows this many granules across the whole width. */
 export const MIN_GRANULES = 8
 
+/** Bytes a view spans. */
 export function viewSpan(v: View): number {
   return v.end - v.start
 }
@@ -157,6 +158,7 @@ export function heatRequest(v: View, widthPx: number, granularity: number): Heat
   return { start: v.start, end: v.end, cells: cellsFor(v, w, granularity) }
 }
 
+/** A ruler tick: its byte offset, its x and its label. */
 export interface Tick {
   offset: number
   x: number
