@@ -157,23 +157,17 @@ async function countThrough(r: BitmapReader, xs: Float64Array, pending: Int32Arr
   }
 }
 
-/** The block index a running scan has built so far: ones[b] for every b ≤ blocks is final. */
-export interface IndexSoFar {
-  ones: Float64Array
-  blocks: number
-}
-
 /**
  * Dirty bytes per cell from the part of the block index a running scan has built (the map's
  * first picture of a big bitmap, drawn while the scan reads): a cell whose two boundaries are
- * block edges the scan has passed is exact, any other cell NaN. Nothing is read. All NaN when
- * the reader has no scan running.
+ * block edges the scan has passed is exact, any other cell NaN. Nothing is read. All NaN before
+ * any scan; after the scan, the cells on block edges (heatmap answers every cell).
  */
 export function heatmapSoFar(r: BitmapReader, start: number, end: number, cells: number): Float64Array {
   if (!(cells >= 1) || !Number.isInteger(cells)) throw new RangeError(`cells must be a positive integer (got ${cells})`)
   if (!(end >= start) || start < 0) throw new RangeError(`invalid range [${start}, ${end})`)
   const out = new Float64Array(cells).fill(NaN)
-  const so = (r as unknown as { indexSoFar?: () => IndexSoFar | undefined }).indexSoFar?.()
+  const so = r.indexSoFar()
   if (!so) return out
   const g = r.granularity
   const blockBytes = BLOCK_BITS * g

@@ -30,6 +30,14 @@ export interface Progress {
 export interface ScanOptions {
   signal?: AbortSignalLike
   onProgress?: Progress
+  /** the index built so far, after each run of data clusters (a map drawn while the scan reads) */
+  onIndex?: (soFar: IndexSoFar) => void
+}
+
+/** The block index a running scan has built so far: ones[b] is final for every b ≤ blocks. */
+export interface IndexSoFar {
+  ones: Float64Array
+  blocks: number
 }
 
 /** The result of a scan. */
@@ -104,8 +112,9 @@ export async function scanBlocks(c: Clusters, kernel: BlockKernel, opts: ScanOpt
       count(len, first * c.bitsPerCluster + off * 8, first * perCluster + off / BLOCK_BYTES)
     }
     done += runBytes
-    opts.onProgress?.(done, total)
     i = first + n
+    opts.onIndex?.({ ones, blocks: Math.min(nblocks, i * perCluster) })
+    opts.onProgress?.(done, total)
   }
   for (; i < c.count; i++) fill(i * perCluster, Math.min(nblocks, (i + 1) * perCluster), c.entry(i) === ENTRY_ONES)
   if (c.count > 0 && c.entry(c.count - 1) === ENTRY_ONES) lastBitSet = true
