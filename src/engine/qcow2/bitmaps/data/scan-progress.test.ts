@@ -4,11 +4,11 @@ import { Rng } from '../../../../test-support/prng.js'
 import { buildQcow2, type EntryKind } from '../../../../test-support/qcow2-builder.js'
 import { readerFor } from '../../../describe.js'
 import { heatmap, heatmapSoFar } from '../../../analysis/heatmap.js'
-import { openImage } from '../../../index.js'
+import { BitmapReader, openImage } from '../../../index.js'
 import { BLOCK_BITS } from './bits.js'
 
 /** 512-byte clusters (one index block each), 64 of them: data, all-zero and all-one entries mixed, so the scan reads many runs. */
-async function image(seed: number): Promise<{ r: ReturnType<typeof readerFor>; diskLength: number }> {
+async function image(seed: number): Promise<{ r: ReturnType<typeof readerFor>; diskLength: number; bytes: Uint8Array }> {
   const rng = new Rng(seed)
   const clusters = 64
   const data = new Uint8Array(clusters * 512)
@@ -18,7 +18,7 @@ async function image(seed: number): Promise<{ r: ReturnType<typeof readerFor>; d
   const diskLength = clusters * BLOCK_BITS * 512
   const built = buildQcow2({ clusterBits: 9, size: diskLength, bitmaps: [{ name: 'b', granularityBits: 9, data, entryKinds }] })
   const img = await openImage(new MemoryDevice(built.bytes))
-  return { r: readerFor(img, img.bitmaps[0]!), diskLength }
+  return { r: readerFor(img, img.bitmaps[0]!), diskLength, bytes: built.bytes }
 }
 
 describe('the block index while the scan runs', () => {
@@ -49,6 +49,32 @@ describe('the block index while the scan runs', () => {
           else expect(Number.isNaN(v)).toBe(true)
         })
       }
+    }
+  })
+})
+
+/** A device with read() only (the browser's File), counting reads. */
+class ReadOnlyCounting {
+  reads = 0
+  constructor(private readonly inner: MemoryDevice) {}
+  get size(): number { return this.inner.size }
+  read(offset: number, length: number): Promise<Uint8Array> { this.reads++; return this.inner.read(offset, length) }
+}
+
+describe('a small bitmap read by read() stays cached from its scan', () => {
+  it('heatmaps of many cells after the scan read nothing again; with a cache too small for it they read', async () => {
+    const { bytes, diskLength } = await image(7)
+    for (const cacheBytes of [16 * 1024 * 1024, 8 * 1024]) {
+      const dev = new ReadOnlyCounting(new MemoryDevice(bytes))
+      const img = await openImage(dev)
+      const r = new BitmapReader(dev, img.bitmaps[0]!, diskLength, img.header.clusterSize, { cacheBytes })
+      await r.scan()
+      const after = dev.reads
+      const cells = await heatmap(r, 0, diskLength, 20_000) // boundaries inside blocks: they need the bits
+      const ref = await heatmap(readerFor(await openImage(new MemoryDevice(bytes)), img.bitmaps[0]!), 0, diskLength, 20_000)
+      expect([...cells]).toEqual([...ref])
+      if (cacheBytes > 1 << 20) expect(dev.reads).toBe(after)
+      else expect(dev.reads).toBeGreaterThan(after)
     }
   })
 })
