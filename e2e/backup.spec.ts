@@ -244,6 +244,14 @@ test('a stale (in-use) bitmap is drawn as stale, can be compared, and the clear-
   await expect(page.locator('.heat-row[data-slot="primary"]')).toHaveAttribute('data-stale', 'true')
   await expect(page.getByTestId('heat-canvas-primary')).toHaveAttribute('aria-label', /stale: in use/)
   await expect(page.getByTestId('stale-note')).toBeVisible()
+  // No "copies about 0 B": a backup tool cannot use it, the next backup is full and copies the
+  // disk's allocated data, as qemu-img map reports it.
+  const full = page.getByTestId('estimate-full')
+  await expect(full).toContainText('Full, not incremental')
+  const allocated = qemuMap(image).filter((r) => r.data).reduce((n, r) => n + r.length, 0)
+  expect(allocated).toBeGreaterThan(0)
+  await expect(full).toHaveAttribute('data-full', String(allocated))
+  await expect(page.getByTestId('estimate')).toHaveCount(0)
   const help = page.getByTestId('in-use-help')
   await expect(help).toContainText('next incremental backup')
   for (const word of ['Keep', 'Mark all dirty', 'Empty']) await expect(help).toContainText(word)

@@ -45,6 +45,8 @@ async function view(page: Page): Promise<{ start: number; end: number }> {
 
 /** Page coordinates of byte `offset` on a heatmap row. */
 async function pointAt(page: Page, offset: number, slot: 'primary' | 'compare' = 'primary'): Promise<{ x: number; y: number }> {
+  // The disk map now sits above the strip: bring the row into the viewport first.
+  await page.getByTestId(`heat-canvas-${slot}`).evaluate((el) => el.scrollIntoView({ block: 'center' }))
   const box = (await page.getByTestId(`heat-canvas-${slot}`).boundingBox())!
   const v = await view(page)
   return { x: box.x + ((offset - v.start) / (v.end - v.start)) * box.width, y: box.y + box.height / 2 }
@@ -72,8 +74,10 @@ test('hovering a known dirty extent shows its range and dirty bytes; zooming in 
   await expect(tip).toHaveAttribute('data-dirty', '0')
 
   // Wheel-zoom around the extent until only a few extents are in view.
-  await page.mouse.move(p.x, p.y)
   for (let i = 0; i < 3; i++) {
+    // (the point is taken again each time: the page may have scrolled as the lists below shrank)
+    const at = await pointAt(page, BIG.offset + BIG.length / 2)
+    await page.mouse.move(at.x, at.y)
     await page.mouse.wheel(0, -400)
     await page.waitForTimeout(100)
   }

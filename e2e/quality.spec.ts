@@ -5,12 +5,13 @@
  */
 import { expect, test, type Page } from '@playwright/test'
 import axe from 'axe-core'
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   ROOT, foreignRequests, publishScreenshot, qemuBitmaps, realDrop, recordRequests, requireTool, screenshot, sh, tempDir,
   waitForScans,
 } from './helpers.js'
+import { mainThreadTasks } from './trace.js'
+import { type MapGrid, cellOfByte, cellXY } from '../src/ui/heatmap/map2d/layout.js'
 
 interface AxeViolation { id: string; impact: string | null; help: string; nodes: Array<{ target: unknown }> }
 
@@ -60,17 +61,17 @@ test('screenshots of the main views in both themes', async ({ page }) => {
     await waitForScans(page, qemuBitmaps(join(ROOT, 'public', 'demo.qcow2')).length)
     await page.getByLabel('Compare with').selectOption({ label: 'backup-full' })
     await expect(page.getByTestId('heat-canvas-compare')).toHaveAttribute('aria-label', /cells hold dirty data/)
-    // hover a dirty cell so the tooltip shows in the picture
-    const box = (await page.getByTestId('heat-canvas-primary').boundingBox())!
-    const x = await page.getByTestId('heat-canvas-primary').evaluate((c: HTMLCanvasElement) => {
-      const ctx = c.getContext('2d')!
-      const row = ctx.getImageData(0, Math.floor(c.height / 2), c.width, 1).data
-      const clean = [row[0], row[1], row[2]].join()
-      for (let i = Math.floor(c.width * 0.3); i < c.width; i++) if ([row[i * 4], row[i * 4 + 1], row[i * 4 + 2]].join() !== clean) return i / c.width
-      return 0.5
-    })
-    await page.mouse.move(box.x + x * box.width + 1, box.y + box.height / 2)
-    await expect(page.getByTestId('heat-tooltip')).toBeVisible()
+    // Hover the disk map's cell of the first dirty extent, so its tooltip is in the picture
+    // (the map is at the top of the page; the strip under it would need a scroll).
+    await expect(page.getByTestId('map-canvas-primary')).toHaveAttribute('data-exact', 'true')
+    const first = Number(await page.getByTestId('extent-list').locator('button.extent-row').first().getAttribute('data-offset'))
+    const grid = JSON.parse((await page.getByTestId('map-caption').getAttribute('data-grid'))!) as MapGrid
+    const { col, row } = cellXY(grid, cellOfByte(grid, first))
+    const canvas = page.getByTestId('map-canvas-primary')
+    const box = (await canvas.boundingBox())!
+    const k = box.width / (await canvas.evaluate((c: HTMLCanvasElement) => c.width))
+    await page.mouse.move(box.x + (col + 0.5) * grid.cellPx * k, box.y + (row + 0.5) * grid.cellPx * k)
+    await expect(page.getByTestId('map-tooltip')).toHaveAttribute('data-dirty', /^[1-9]/)
     const shot = await screenshot(page, `demo-${scheme}`)
     if (scheme === 'light') publishScreenshot(shot)
   }
@@ -179,30 +180,6 @@ test.describe('big images', () => {
     expect(foreignRequests(urls)).toEqual([])
   })
 })
-
-interface TraceEvent { name: string; ph: string; pid: number; tid: number; ts: number; dur?: number; tdur?: number; cat?: string }
-
-/** Top-level tasks on the page's main thread between two performance marks, from a trace file. */
-function mainThreadTasks(path: string, from: string, to: string): { scanMs: number; maxCpuMs: number; maxWallMs: number; list: Array<{ wallMs: number; cpuMs: number }> } {
-  const raw = JSON.parse(readFileSync(path, 'utf8')) as { traceEvents: TraceEvent[] } | TraceEvent[]
-  const ev = Array.isArray(raw) ? raw : raw.traceEvents
-  const mark = (name: string): TraceEvent => {
-    const m = ev.filter((e) => e.name === name && (e.cat ?? '').includes('user_timing')).at(-1)
-    if (!m) throw new Error(`performance mark ${name} is not in the trace`)
-    return m
-  }
-  const a = mark(from)
-  const b = mark(to)
-  const list = ev
-    .filter((e) => e.name === 'RunTask' && e.ph === 'X' && e.pid === a.pid && e.tid === a.tid && e.ts + (e.dur ?? 0) > a.ts && e.ts < b.ts)
-    .map((e) => ({ wallMs: (e.dur ?? 0) / 1000, cpuMs: (e.tdur ?? e.dur ?? 0) / 1000 }))
-  return {
-    scanMs: (b.ts - a.ts) / 1000,
-    maxCpuMs: Math.max(0, ...list.map((t) => t.cpuMs)),
-    maxWallMs: Math.max(0, ...list.map((t) => t.wallMs)),
-    list,
-  }
-}
 
 async function dropAndTime(page: Page, path: string, bitmaps: number, timeout = 60_000, navigate = true): Promise<number> {
   if (navigate) await page.goto('./')

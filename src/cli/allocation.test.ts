@@ -62,4 +62,34 @@ describe('qbm estimate', () => {
       t.cleanup()
     }
   })
+
+  it('on an in-use bitmap says the next backup is full, exits 0 and prints the allocated data qemu-img map reports', () => {
+    requireTool('qemu-io')
+    const t = tempDir()
+    try {
+      const img = join(t.path, 'crashed.qcow2')
+      expect(qemuImg(['create', '-f', 'qcow2', img, '64M']).code).toBe(0)
+      expect(run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 1 0 3M', '-c', 'write -z 8M 1M', img]).code).toBe(0)
+      expect(qemuImg(['bitmap', '--add', img, 'inc']).code).toBe(0)
+      // A writer killed without closing the image leaves the bitmap in use (spec §10).
+      run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 2 20M 5M', '-c', 'sigraise 9', img])
+      const info = JSON.parse(qemuImg(['info', '--output=json', '-U', img]).stdout) as { 'format-specific': { data: { bitmaps: Array<{ name: string; flags: string[] }> } } }
+      expect(info['format-specific'].data.bitmaps.find((b) => b.name === 'inc')?.flags).toContain('in-use')
+      const map: Run[] = JSON.parse(qemuImg(['map', '--output=json', '-U', img]).stdout)
+      const data = map.filter((r) => r.data).reduce((n, r) => n + r.length, 0)
+      expect(data).toBe(8 * 1024 * 1024) // 3 MiB before the checkpoint, 5 MiB after; the zero write holds no data
+      const j = qbm(['estimate', img, 'inc', '--output=json'])
+      expect(j.code, j.stderr).toBe(0)
+      const got = JSON.parse(j.stdout) as { inUse: boolean; nextBackup: string; fullBytes: number; storedBits: { dirtyBytes: number } }
+      expect(got).toMatchObject({ bitmap: 'inc', inUse: true, nextBackup: 'full', fullBytes: data })
+      expect(got.storedBits.dirtyBytes).toBe(0) // the stale stored bits: nothing at its last clean save
+      const h = qbm(['estimate', img, 'inc'])
+      expect(h.code).toBe(0)
+      expect(h.stdout).toContain('the next backup from this checkpoint is a full one')
+      expect(h.stdout).toContain(`(${data.toLocaleString('en-US')} bytes)`)
+      expect(h.stderr).toContain('is in use')
+    } finally {
+      t.cleanup()
+    }
+  })
 })

@@ -42,6 +42,7 @@ const ARGS: { [K in keyof EngineApi]: z.ZodTuple } = {
   activate: z.tuple([id]),
   scan: z.tuple([index, jobId]),
   heatmap: z.tuple([index, offset, offset, cells, jobId]),
+  heatmapPreview: z.tuple([index, offset, offset, cells]),
   extentPage: z.tuple([index, count, count]),
   extentIndex: z.tuple([index, offset]),
   extentWindow: z.tuple([index, offset, offset]),

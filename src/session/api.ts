@@ -45,6 +45,13 @@ export interface OpenResult {
   summary: ImageSummary
 }
 
+/** Heatmap cells from the part of a bitmap a running scan has read (NaN where it has not). */
+export interface HeatmapPreview {
+  counts: Float64Array
+  /** the scan had finished: every cell is exact */
+  complete: boolean
+}
+
 /** What a full scan of one bitmap's data yields. */
 export interface ScanResult {
   bitmapIndex: number
@@ -234,6 +241,11 @@ export interface EngineApi {
   scan(bitmapIndex: number, jobId?: number): Promise<ScanResult>
   /** Dirty bytes in each of `cells` cells over [start, end) (engine `heatmap`). */
   heatmap(bitmapIndex: number, start: number, end: number, cells: number, jobId?: number): Promise<Float64Array>
+  /**
+   * heatmap while the bitmap's scan runs: cells whose boundaries the block index built so far
+   * answers are exact, the others NaN (`complete` once the scan has ended: all exact).
+   */
+  heatmapPreview(bitmapIndex: number, start: number, end: number, cells: number): Promise<HeatmapPreview>
   /** Extents number first .. first+count-1 of the whole bitmap, unclipped. */
   extentPage(bitmapIndex: number, first: number, count: number): Promise<Extent[]>
   /** Index of the first extent that ends after byte `offset` (extentCount when none does). */
@@ -306,6 +318,8 @@ export interface EngineClient {
   activate(imageId: number): Promise<OpenResult>
   scan(bitmapIndex: number, onProgress?: ProgressFn, signal?: AbortSignal): Promise<ScanResult>
   heatmap(bitmapIndex: number, start: number, end: number, cells: number, signal?: AbortSignal): Promise<Float64Array>
+  /** heatmap while the bitmap is still being scanned: cells the scan has not read yet are NaN. */
+  heatmapPreview(bitmapIndex: number, start: number, end: number, cells: number): Promise<HeatmapPreview>
   extentPage(bitmapIndex: number, first: number, count: number): Promise<Extent[]>
   extentIndex(bitmapIndex: number, offset: number): Promise<number>
   extentWindow(bitmapIndex: number, from: number, to: number): Promise<ExtentWindow>

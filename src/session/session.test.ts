@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Plan, commitPlan } from '../engine/index.js'
 import { NodeFileDevice } from '../io/node-file.js'
 import { TESTDATA, nbdDirtyExtents, qemuImgCheck, qemuImgInfo, sh, tempDir } from '../test-support/tools.js'
+import { type MapRun, splitByMap } from '../test-support/reference.js'
 import type { OpenSource } from './api.js'
 import type { OpenedSource, SessionHost } from './host.js'
 import { EngineSession } from './session.js'
@@ -70,6 +71,38 @@ describe('engine session (no worker, no transport)', () => {
     expect(await s.extentPage(b.index, 0, 1 << 20)).toEqual(want)
     const csv = new TextDecoder().decode(await s.exportExtents(b.index, 'csv'))
     expect(csv.trim().split('\n').slice(1)).toEqual(want.map((x) => `${x.offset},${x.length},${x.offset + x.length}`))
+    s.dispose()
+  })
+
+  it('splits each extent of a page by allocation in one sweep, as qemu-img map does', async () => {
+    const s = new EngineSession(dirHost(dir.path), () => undefined)
+    const r = await s.open(host('cs64k-basic.qcow2'))
+    const map = JSON.parse(sh('qemu-img map --output=json -U cs64k-basic.qcow2', dir.path)) as MapRun[]
+    let checked = 0
+    for (const b of r.summary.bitmaps.filter((x) => x.status === 'ok' && x.dataBytes > 0)) {
+      await s.scan(b.index)
+      const page = await s.extentPage(b.index, 0, 1 << 20)
+      const want = page.map((e) => { const x = splitByMap([e], map); return { data: x.data, zero: x.zero, unallocated: x.unallocated } })
+      expect(await s.extentSplits(b.index, 0, page.length)).toEqual(want)
+      expect(await s.extentSplits(b.index, 1, 2)).toEqual(want.slice(1, 3))
+      checked += page.length
+    }
+    expect(checked).toBeGreaterThan(2)
+    s.dispose()
+  })
+
+  it('heatmapPreview: all NaN before a scan, the exact heatmap (complete) after it', async () => {
+    const s = new EngineSession(dirHost(dir.path), () => undefined)
+    const r = await s.open(host('cs64k-basic.qcow2'))
+    const b = r.summary.bitmaps.find((x) => x.status === 'ok' && x.dataBytes > 0)!
+    const L = r.summary.diskLength
+    const before = await s.heatmapPreview(b.index, 0, L, 64)
+    expect(before.complete).toBe(false)
+    expect([...before.counts].every(Number.isNaN)).toBe(true)
+    await s.scan(b.index)
+    const after = await s.heatmapPreview(b.index, 0, L, 64)
+    expect(after.complete).toBe(true)
+    expect([...after.counts]).toEqual([...await s.heatmap(b.index, 0, L, 64)])
     s.dispose()
   })
 

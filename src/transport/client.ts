@@ -175,6 +175,7 @@ export function createEngineClient(transport: Transport, opts: ClientOptions = {
     },
     scan: (i, onProgress?: ProgressFn, signal?) => call((api, id) => api.scan(i, id), signal, onProgress),
     heatmap: (i, start, end, cells, signal) => call((api, id) => api.heatmap(i, start, end, cells, id), signal),
+    heatmapPreview: (i, start, end, cells) => call((api) => api.heatmapPreview(i, start, end, cells)),
     extentPage: (i, first, count) => call((api) => api.extentPage(i, first, count)),
     extentIndex: (i, offset) => call((api) => api.extentIndex(i, offset)),
     extentWindow: (i, from, to) => call((api) => api.extentWindow(i, from, to)),

@@ -8,7 +8,7 @@ import type { ClientEvents, EngineApi } from '../session/api.js'
 
 /** The methods a transport carries: exactly EngineApi's, and nothing else is callable. */
 export const ENGINE_METHODS = [
-  'open', 'openSet', 'activate', 'scan', 'heatmap', 'extentPage', 'extentIndex', 'extentWindow', 'extentsInRange',
+  'open', 'openSet', 'activate', 'scan', 'heatmap', 'heatmapPreview', 'extentPage', 'extentIndex', 'extentWindow', 'extentsInRange',
   'exportExtents', 'sha256', 'overlay', 'extentSplits', 'estimate', 'algebra', 'algebraHeat', 'algebraPage',
   'algebraWindow', 'dropAlgebra', 'checkpoints', 'planEdits', 'commitPlan', 'editedCopy', 'dropPlan', 'cancel',
   'close', 'hostInfo', 'hostOverview', 'hostCheck',

@@ -15,7 +15,7 @@ const scope = self as unknown as {
 }
 
 /** Results these methods return are made for the call: their buffers can move to the page. */
-const FRESH: ReadonlySet<string> = new Set(['heatmap', 'overlay', 'algebraHeat', 'exportExtents'])
+const FRESH: ReadonlySet<string> = new Set(['heatmap', 'heatmapPreview', 'overlay', 'algebraHeat', 'exportExtents'])
 
 function buffersOf(v: unknown): ArrayBuffer[] {
   const out: ArrayBuffer[] = []

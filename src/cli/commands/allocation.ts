@@ -1,7 +1,7 @@
 /**
  * `qbm map IMAGE --allocation [--output=human|json]` (qemu-img map's fields) and
  * `qbm estimate IMAGE BITMAP [--output=human|json]`: how much of the dirty data an incremental
- * backup really has to copy. `qbm chain IMAGE`: the backing chain and each layer's bitmaps.
+ * backup really has to copy; for an in-use bitmap, that the next backup is full and its size. `qbm chain IMAGE`: the backing chain and each layer's bitmaps.
  */
 import { dirname, isAbsolute, join } from 'node:path'
 import { AllocationMap, type AllocRun, type Image, allExtents, humanAndExact, splitByAllocation } from '../../engine/index.js'
@@ -53,14 +53,38 @@ export async function cmdAllocation(p: Parsed, path: string): Promise<number> {
   }
 }
 
+/** Bytes of allocated data through the chain: what qemu-img map reports as data, what a full backup copies. */
+export async function allocatedDataBytes(m: AllocationMap): Promise<number> {
+  let n = 0
+  for await (const r of m.runs()) if (r.data) n += r.length
+  return n
+}
+
 export async function cmdEstimate(p: Parsed, path: string, name: string): Promise<number> {
   const fmt = outputFormat(p)
   const chain = await openChain(path)
   try {
     const img = chain.layers[0]!.img
-    const r = requireReader(img, requireBitmap(img, name))
+    const b = requireBitmap(img, name)
+    const r = requireReader(img, b)
     const m = await allocationMapOf(chain.layers)
     const s = await splitByAllocation(m, allExtents(r))
+    if (b.status === 'in-use') {
+      // A backup tool refuses an in-use bitmap (QEMU will not export it): the next backup from
+      // this checkpoint is a full one, and it copies the disk's allocated data.
+      const full = await allocatedDataBytes(m)
+      if (fmt === 'json') {
+        out(JSON.stringify({
+          bitmap: name, inUse: true, nextBackup: 'full', fullBytes: full,
+          storedBits: { dirtyBytes: s.dirty, dataBytes: s.data, zeroBytes: s.zero, unallocatedBytes: s.unallocated },
+        }) + '\n')
+      } else {
+        out(`bitmap ${name}: in use (in_use is set): a backup tool cannot use it; the next backup from this checkpoint is a full one\n`)
+        out(`  full backup copies:      ${humanAndExact(full)}  (the disk's allocated data, as qemu-img map reports it)\n`)
+        out(`  stored bits (stale):     ${humanAndExact(s.dirty)} dirty at its last clean save; writes since then are missing\n`)
+      }
+      return 0
+    }
     if (fmt === 'json') out(JSON.stringify({ bitmap: name, dirtyBytes: s.dirty, dataBytes: s.data, zeroBytes: s.zero, unallocatedBytes: s.unallocated }) + '\n')
     else {
       out(`bitmap ${name}: ${humanAndExact(s.dirty)} dirty\n`)

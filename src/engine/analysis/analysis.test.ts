@@ -155,6 +155,22 @@ describe('heatmap against the model', () => {
     expect(maps).toBeGreaterThan(1000)
   })
 
+  it('many cells per bitmap cluster (the 2-D map: each cluster counted through once) equal the model', async () => {
+    const rng = new Rng(4242)
+    let maps = 0
+    for await (const s of subjects(5001, 40)) {
+      const { r, m, ctx } = s
+      const L = m.diskLength
+      for (const cells of [4096, 20_000, rng.range(5000, 50_000)]) {
+        const start = rng.int(2) === 0 ? 0 : rng.int(Math.max(1, L >> 2))
+        const end = rng.int(2) === 0 ? L : start + rng.range(1, L - start + 1)
+        expect(Array.from(await heatmap(r, start, end, cells)), `${ctx} heatmap(${start}, ${end}, ${cells})`).toEqual(m.heatmap(start, end, cells))
+        maps++
+      }
+    }
+    expect(maps).toBeGreaterThan(100)
+  })
+
   it('single-byte cells over a partial last granule', async () => {
     // disk 1 MiB + 1536: granularity 64 KiB, 17 bits, the last granule covers 1536 bytes.
     const data = new Uint8Array([0, 0, 1]) // bit 16 only

@@ -5,13 +5,15 @@
  * as a new bitmap (add + merge A + merge B).
  */
 import { useVirtualizer } from '@tanstack/react-virtual'
-import { useEffect, useId, useLayoutEffect, useRef, useState, type ReactNode } from 'react'
+import { useEffect, useId, useRef, useState, type ReactNode } from 'react'
 import type { BitmapRef, BitmapSummary, Extent, SetOp } from '../../session/api.js'
 import { exact, hex, humanBytes, percent } from '../format.js'
 import { paint } from '../heatmap/draw.js'
 import { ALGEBRA_PAGE, OP_LABEL, type AlgebraState } from '../store/analysis.js'
 import { useActions, useAppShallow } from '../store/hooks.js'
-import { cssVar, useTheme } from '../theme.js'
+import { useTheme } from '../theme.js'
+import { MAX_LIST_ROWS } from './ExtentList.js'
+import { canvasColors, paintCanvas, useWidth } from '../heatmap/canvas.js'
 
 const ROW_PX = 24
 const MAX_LIST_PX = 300
@@ -124,36 +126,12 @@ function AlgebraHeatRow({ al }: { al: AlgebraState }): ReactNode {
   const { view, image } = useAppShallow((s) => ({ view: s.view, image: s.image }))
   const theme = useTheme()
   const ref = useRef<HTMLCanvasElement>(null)
-  const [width, setWidth] = useState(0)
-  useLayoutEffect(() => {
-    const el = ref.current
-    if (!el) return
-    const ro = new ResizeObserver(() => setWidth(Math.floor(el.clientWidth)))
-    ro.observe(el)
-    return () => ro.disconnect()
-  }, [])
+  const width = useWidth(ref)
   const heat = al.heat
   useEffect(() => {
-    const c = ref.current
-    if (!c || width <= 0 || !view || !image) return
-    const dpr = window.devicePixelRatio || 1
-    const w = Math.max(1, Math.round(width * dpr))
-    const h = Math.round(40 * dpr)
-    if (c.width !== w) c.width = w
-    if (c.height !== h) c.height = h
-    const ctx = c.getContext('2d')
-    if (!ctx) return
-    const img = ctx.createImageData(w, h)
-    const hexRgb = (s: string, f: [number, number, number]): [number, number, number] => {
-      const m = /^#([0-9a-f]{6})$/i.exec(s)
-      if (!m) return f
-      const n = parseInt(m[1]!, 16)
-      return [(n >> 16) & 255, (n >> 8) & 255, n & 255]
-    }
-    const missing = hexRgb(cssVar('--heat-missing', ''), theme === 'dark' ? [0x1a, 0x1e, 0x24] : [0xf3, 0xf4, 0xf6])
-    const gap = hexRgb(cssVar('--panel', ''), theme === 'dark' ? [0x16, 0x1a, 0x20] : [0xff, 0xff, 0xff])
-    paint(img.data, w, h, heat, view, image.summary.diskLength, theme, missing, gap)
-    ctx.putImageData(img, 0, 0)
+    if (!view || !image) return
+    const colors = canvasColors(theme)
+    paintCanvas(ref.current, width, 40, (img) => paint(img.data, img.width, img.height, heat, view, image.summary.diskLength, theme, colors.missing, colors.panel))
   }, [heat, view, image, width, theme])
   const dirtyCells = heat ? heat.counts.reduce((n, x) => n + (x > 0 ? 1 : 0), 0) : 0
   return (
@@ -166,7 +144,7 @@ function AlgebraList({ al }: { al: AlgebraState }): ReactNode {
   const actions = useActions()
   const scrollRef = useRef<HTMLDivElement>(null)
   const count = al.window?.count ?? 0
-  const virt = useVirtualizer({ count, getScrollElement: () => scrollRef.current, estimateSize: () => ROW_PX, overscan: 12 })
+  const virt = useVirtualizer({ count: Math.min(count, MAX_LIST_ROWS), getScrollElement: () => scrollRef.current, estimateSize: () => ROW_PX, overscan: 12 })
   const items = virt.getVirtualItems()
   const firstVisible = items[0]?.index ?? 0
   const lastVisible = items[items.length - 1]?.index ?? -1

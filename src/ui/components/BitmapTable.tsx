@@ -6,19 +6,20 @@ import type { BitmapStats, SortKey } from '../store/app-store.js'
 import { useActions, useApp, useAppShallow } from '../store/hooks.js'
 import { sortedBitmaps, statusExplanation } from '../store/selectors.js'
 
-const COLUMNS: Array<{ key: SortKey | null; label: string; className?: string }> = [
-  { key: null, label: 'Show' },
-  { key: 'index', label: '#', className: 'num' },
-  { key: 'name', label: 'Name' },
-  { key: 'granularity', label: 'Granularity', className: 'num' },
-  { key: 'enabled', label: 'Recording' },
-  { key: 'status', label: 'Status' },
-  { key: 'dirty', label: 'Dirty', className: 'num' },
-  { key: null, label: 'Dirty bytes (exact)', className: 'num' },
-  { key: null, label: '% of disk', className: 'num' },
-  { key: null, label: 'Extents', className: 'num' },
-  { key: null, label: 'SHA-256' },
-  { key: 'tableSize', label: 'Table', className: 'num' },
+/** The columns; `col` names each one for CSS (narrow tables fold the ones marked `fold` into the details). */
+const COLUMNS: Array<{ key: SortKey | null; label: string; col: string; className?: string }> = [
+  { key: null, label: 'Show', col: 'show' },
+  { key: 'index', label: '#', col: 'index', className: 'num' },
+  { key: 'name', label: 'Name', col: 'name' },
+  { key: 'granularity', label: 'Granularity', col: 'granularity', className: 'num' },
+  { key: 'enabled', label: 'Recording', col: 'recording' },
+  { key: 'status', label: 'Status', col: 'status' },
+  { key: 'dirty', label: 'Dirty', col: 'dirty', className: 'num' },
+  { key: null, label: 'Dirty bytes (exact)', col: 'dirty-exact', className: 'num' },
+  { key: null, label: '% of disk', col: 'dirty-pct', className: 'num' },
+  { key: null, label: 'Extents', col: 'extents', className: 'num' },
+  { key: null, label: 'SHA-256', col: 'sha' },
+  { key: 'tableSize', label: 'Table', col: 'table', className: 'num' },
 ]
 
 const STATUS_LABEL: Record<BitmapSummary['status'], string> = { ok: 'ok', 'in-use': 'in use · stale', untrusted: 'untrusted', invalid: 'invalid' }
@@ -30,7 +31,7 @@ export function BitmapTable(): ReactNode {
   if (!image) return null
   const disk = image.summary.diskLength
   return (
-    <section className="panel" aria-labelledby="bitmaps-h">
+    <section className="panel bitmaps-panel" aria-labelledby="bitmaps-h">
       <div className="panel-head">
         <h2 id="bitmaps-h" className="panel-title">Bitmaps <span className="muted">({rows.length})</span></h2>
         <ScanControls />
@@ -43,7 +44,7 @@ export function BitmapTable(): ReactNode {
             <thead>
               <tr>
                 {COLUMNS.map((c) => (
-                  <th key={c.label} scope="col" className={c.className} aria-sort={c.key && sort.key === c.key ? (sort.dir === 1 ? 'ascending' : 'descending') : undefined}>
+                  <th key={c.label} scope="col" className={c.className} data-col={c.col} aria-sort={c.key && sort.key === c.key ? (sort.dir === 1 ? 'ascending' : 'descending') : undefined}>
                     {c.key ? (
                       <button type="button" className="th-sort" onClick={() => actions.setSort(c.key!)}>
                         {c.label}
@@ -85,7 +86,7 @@ function BitmapRow({ b, st, disk, selected }: { b: BitmapSummary; st: BitmapStat
   const radioId = `show-${b.index}`
   return (
     <tr className={selected ? 'selected' : undefined} onClick={() => actions.select(b.index)} data-bitmap={b.name}>
-      <td>
+      <td data-col="show">
         <input
           type="radio"
           id={radioId}
@@ -95,20 +96,20 @@ function BitmapRow({ b, st, disk, selected }: { b: BitmapSummary; st: BitmapStat
           aria-label={`Show bitmap ${b.name}`}
         />
       </td>
-      <td className="num">{b.index}</td>
-      <td className="mono name-cell"><label htmlFor={radioId}>{b.name}</label></td>
-      <td className="num" title={`${exact(b.granularity)} bytes`}>{humanBytes(b.granularity)}</td>
-      <td>{b.enabled ? <span className="badge badge-ok">enabled</span> : <span className="badge badge-muted">disabled</span>}</td>
-      <td>
+      <td className="num" data-col="index">{b.index}</td>
+      <td className="mono name-cell" data-col="name"><label htmlFor={radioId}>{b.name}</label></td>
+      <td className="num" data-col="granularity" title={`${exact(b.granularity)} bytes`}>{humanBytes(b.granularity)}</td>
+      <td data-col="recording">{b.enabled ? <span className="badge badge-ok">enabled</span> : <span className="badge badge-muted">disabled</span>}</td>
+      <td data-col="status">
         <span className={`badge badge-${b.status}`} title={statusExplanation(b)}>{STATUS_LABEL[b.status]}</span>
       </td>
-      <td className="num" data-col="dirty">
+      <td className="num" data-col="dirty" title={done ? `${exact(done.dirtyBytes)} bytes, ${percent(done.dirtyBytes, disk)} of the disk` : undefined}>
         {done ? humanBytes(done.dirtyBytes) : <ScanState b={b} scan={scan} />}
       </td>
       <td className="num mono" data-col="dirty-exact">{done ? exact(done.dirtyBytes) : ''}</td>
       <td className="num" data-col="dirty-pct">{done ? percent(done.dirtyBytes, disk) : ''}</td>
       <td className="num" data-col="extents">{done ? exact(done.extentCount) : ''}</td>
-      <td className="sha-cell">
+      <td className="sha-cell" data-col="sha">
         {st?.sha === 'done' && st.sha256 ? (
           <code className="sha" title={st.sha256}>{st.sha256.slice(0, 16)}…</code>
         ) : (
@@ -123,7 +124,7 @@ function BitmapRow({ b, st, disk, selected }: { b: BitmapSummary; st: BitmapStat
           </button>
         )}
       </td>
-      <td className="num" title={`bitmap table at ${hex(b.tableOffset)}, ${b.tableSize} entries (${b.expectedTableSize} needed)`}>
+      <td className="num" data-col="table" title={`bitmap table at ${hex(b.tableOffset)}, ${b.tableSize} entries (${b.expectedTableSize} needed)`}>
         {b.tableSize}
         {b.tableSize !== b.expectedTableSize && <span className="warn-mark" title={`the disk needs ${b.expectedTableSize} entries`}> ≠{b.expectedTableSize}</span>}
       </td>
@@ -158,6 +159,12 @@ function BitmapDetails(): ReactNode {
       <p>
         <span className={`badge badge-${b.status}`}>{STATUS_LABEL[b.status]}</span> {statusExplanation(b)}
       </p>
+      {st?.scan.status === 'done' && (
+        <p className="small" data-testid="bitmap-dirty-line">
+          dirty <strong>{humanBytes(st.scan.dirtyBytes)}</strong> <span className="mono muted">({exact(st.scan.dirtyBytes)} bytes)</span>,
+          {' '}{percent(st.scan.dirtyBytes, image!.summary.diskLength)} of the disk, in {exact(st.scan.extentCount)} extent{st.scan.extentCount === 1 ? '' : 's'}
+        </p>
+      )}
       <p className="muted small mono">
         directory entry at {hex(b.entryOffset)} · flags 0x{b.flagsRaw.toString(16)}{b.flags.length > 0 && ` (${b.flags.join(', ')})`} · type {b.type} ·
         table at {hex(b.tableOffset)}, {b.tableSize} entries · {humanBytes(b.dataBytes)} of bitmap data to read

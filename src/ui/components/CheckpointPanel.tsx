@@ -4,9 +4,10 @@
  * no checkpoint refers to are orphans. Each case offers its fix: stage a removal, stage clearing
  * in_use, or say that the next backup must be full.
  */
-import { useId, type ReactNode } from 'react'
+import type { ReactNode } from 'react'
 import type { CheckpointFile, CheckpointState } from '../../session/api.js'
 import { useActions, useAppShallow } from '../store/hooks.js'
+import { FileDropZone } from './FileDropZone.js'
 
 /** Read the XML files as text on the page (they are small and not image bytes). */
 export async function readCheckpointFiles(files: Iterable<File>): Promise<CheckpointFile[]> {
@@ -25,7 +26,6 @@ export function CheckpointPanel(): ReactNode {
     image: s.image, cps: s.checkpoints, active: s.activeImageId, images: s.images, pending: s.pending,
   }))
   const actions = useActions()
-  const inputId = useId()
   if (!image) return null
   const activeId = active ?? 1
   const staged = (kind: string, name: string): boolean => pending.some((p) => p.kind === kind && 'name' in p && p.name === name)
@@ -35,18 +35,10 @@ export function CheckpointPanel(): ReactNode {
         <h2 id="cp-h" className="panel-title">Checkpoints</h2>
         {cps && <button type="button" className="btn-icon" aria-label="Close the checkpoint check" onClick={actions.closeCheckpoints}>×</button>}
       </div>
-      <p className="small muted">
-        Check libvirt&apos;s checkpoints against these bitmaps: drop <code>virsh checkpoint-dumpxml</code> files here or
-      </p>
-      <span className="file-input small">
-        <label htmlFor={inputId}>Load checkpoint XML…</label>
-        <input id={inputId} type="file" multiple accept=".xml,text/xml,application/xml" data-testid="checkpoint-input"
-          onChange={(e) => {
-            const files = e.currentTarget.files
-            if (files && files.length > 0) void readCheckpointFiles(files).then((f) => actions.loadCheckpoints(f))
-            e.currentTarget.value = ''
-          }} />
-      </span>
+      <FileDropZone
+        label={<>Check libvirt&apos;s checkpoints against these bitmaps: drop <code>virsh checkpoint-dumpxml</code> files here, or</>}
+        button="Load checkpoint XML…" accept=".xml,text/xml,application/xml" testId="checkpoint-input"
+        onFiles={(files) => void readCheckpointFiles(files).then((f) => actions.loadCheckpoints(f))} />
       {cps?.status === 'checking' && <p className="small muted">Checking…</p>}
       {cps?.error && <p className="small text-error">{cps.error.message}</p>}
       {cps?.view && (
@@ -66,6 +58,7 @@ export function CheckpointPanel(): ReactNode {
                     : <span className="muted"> · no open image is this disk{d.source ? <> (<span className="mono">{d.source}</span>)</> : null}</span>}
                 </h3>
                 {other && <button type="button" className="btn btn-small" onClick={() => void actions.activateImage(other.id)}>Show {other.result.name} to fix</button>}
+                <div className="table-wrap">
                 <table className="grid-table cp-table">
                   <caption className="visually-hidden">Checkpoints of disk {d.disk}</caption>
                   <thead><tr><th scope="col">Checkpoint</th><th scope="col">Bitmap</th><th scope="col">State</th><th scope="col">What to do</th></tr></thead>
@@ -111,6 +104,7 @@ export function CheckpointPanel(): ReactNode {
                     ))}
                   </tbody>
                 </table>
+                </div>
               </div>
             )
           })}

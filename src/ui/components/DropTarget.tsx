@@ -1,12 +1,14 @@
 /**
  * Drop a file anywhere on the page. Asks the drop for a FileSystemFileHandle first (Chromium:
- * a writable session becomes possible), else takes the File (read-only).
+ * a writable session becomes possible), else takes the File (read-only). Files the installed
+ * app is launched with from the operating system arrive here too (launch.ts).
  */
 import { useEffect, useState, type ReactNode } from 'react'
 import type { OpenSource } from '../../session/api.js'
 import { droppedAll, isXmlName } from '../fs-access.js'
 import { useActions, useStoreApi } from '../store/hooks.js'
 import { readCheckpointFiles } from './CheckpointPanel.js'
+import { useLaunchQueue } from './launch.js'
 
 function hasFiles(e: DragEvent): boolean {
   return [...(e.dataTransfer?.types ?? [])].includes('Files')
@@ -16,6 +18,7 @@ export function DropTarget(): ReactNode {
   const actions = useActions()
   const storeApi = useStoreApi()
   const [over, setOver] = useState(false)
+  useLaunchQueue()
 
   useEffect(() => {
     let depth = 0

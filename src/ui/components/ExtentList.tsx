@@ -12,6 +12,13 @@ import { useActions, useAppShallow } from '../store/hooks.js'
 
 const ROW_PX = 24
 const MAX_LIST_PX = 360
+/**
+ * Most rows the list scrolls through. A dense bitmap of 2^32 bits has hundreds of millions of
+ * extents: a virtualizer over all of them would lay out every row's offset on the page (and
+ * no browser scrolls that far). The list shows the first ones of the window and says how to
+ * see others: zoom in, so that the window ("in view") is smaller.
+ */
+export const MAX_LIST_ROWS = 100_000
 
 export function ExtentList(): ReactNode {
   const { image, extents, pages, mode, selected, focus, stats, splits } = useAppShallow((s) => ({
@@ -21,8 +28,9 @@ export function ExtentList(): ReactNode {
   const actions = useActions()
   const scrollRef = useRef<HTMLDivElement>(null)
   const count = extents?.count ?? 0
+  const rows = Math.min(count, MAX_LIST_ROWS)
   const virt = useVirtualizer({
-    count,
+    count: rows,
     getScrollElement: () => scrollRef.current,
     estimateSize: () => ROW_PX,
     overscan: 12,
@@ -97,8 +105,8 @@ export function ExtentList(): ReactNode {
         <span>#</span><span>Offset</span><span>End</span><span className="num">Length</span><span className="num">Bytes</span>
         <span title="How the extent's bytes read: allocated data / reads as zero / unallocated">Data · zero · unallocated</span>
       </div>
-      <div ref={scrollRef} className="extent-scroll" role="list" aria-label="Dirty extents" data-testid="extent-list"
-        style={{ height: Math.min(MAX_LIST_PX, Math.max(2 * ROW_PX, count * ROW_PX + 2)) }}>
+      <div ref={scrollRef} className="extent-scroll" role="list" aria-label="Dirty extents" data-testid="extent-list" id="extent-list" tabIndex={0}
+        style={{ height: Math.min(MAX_LIST_PX, Math.max(2 * ROW_PX, rows * ROW_PX + 2)) }}>
         <div style={{ height: virt.getTotalSize(), position: 'relative' }}>
           {items.map((it) => {
             const x = rowAt(it.index)
@@ -129,6 +137,11 @@ export function ExtentList(): ReactNode {
             )
           })}
         </div>
+        {extents && count > rows && (
+          <p className="empty-note" data-testid="extent-list-capped">
+            The first {exact(rows)} of {exact(count)} extents are listed: zoom the map or the heatmap in (and choose In view) to list the extents of a smaller region.
+          </p>
+        )}
         {extents && count === 0 && <p className="empty-note">{mode === 'view' ? 'No dirty extents in view.' : 'The bitmap is clean: no dirty extents.'}</p>}
       </div>
     </section>

@@ -6,6 +6,7 @@
 import { OVERLAY_KINDS, type OverlayKind, heatColor, overlayColor, rampPosition, type Rgb, type Theme } from './colors.js'
 import { cellBoundary, offsetToX, type View } from './geometry.js'
 
+/** Counts over cells: `cells` cells over the byte range `view`. */
 export interface Cells {
   view: View
   cells: number

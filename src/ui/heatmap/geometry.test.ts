@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
-  INDEX_BLOCK_BITS, MIN_GRANULES, heatRequest, cellAtX, cellBoundary, cellOfOffset, cellPixels, cellRange, cellsFor, clampView,
+  INDEX_BLOCK_BITS, MIN_GRANULES, heatRequest, cellAtX, cellBoundary, cellUnderX, cellsMeeting, cellOfOffset, cellPixels, cellRange, cellsFor, clampView,
   offsetToX, panView, rulerTicks, tickLabel, viewAround, viewSpan, xToOffset, zoomView,
 } from './geometry.js'
 import { heatColor, rampPosition } from './colors.js'
@@ -235,5 +235,22 @@ describe('colours', () => {
       expect(l).toBeLessThan(last)
       last = l
     }
+  })
+})
+
+describe('cellUnderX and cellsMeeting', () => {
+  it('finds the cell under a pixel when the cells are the view, and by byte when they are wider', () => {
+    const view = { start: 0, end: 1000 }
+    expect(cellUnderX(25, 100, view, { view, cells: 10 }, 1000)).toEqual({ index: 2, offset: 200, length: 100 })
+    // block-aligned cells wider than the view: 4 cells of 500 over [0, 2000)
+    expect(cellUnderX(60, 100, view, { view: { start: 0, end: 2000 }, cells: 4 }, 1000)).toEqual({ index: 1, offset: 500, length: 500 })
+    // the last cell is clipped to the disk
+    expect(cellUnderX(99, 100, view, { view: { start: 0, end: 1200 }, cells: 4 }, 1000)).toEqual({ index: 3, offset: 900, length: 100 })
+  })
+
+  it('gives the cells that meet a byte range', () => {
+    const c = { view: { start: 0, end: 1000 }, cells: 10 }
+    expect(cellsMeeting(c, 150, 420, 1000)).toEqual({ first: 1, last: 5 })
+    expect(cellsMeeting(c, 0, 5000, 1000)).toEqual({ first: 0, last: 10 })
   })
 })

@@ -16,6 +16,7 @@ export interface View {
 /** The deepest zoom shows this many granules across the whole width. */
 export const MIN_GRANULES = 8
 
+/** Bytes a view spans. */
 export function viewSpan(v: View): number {
   return v.end - v.start
 }
@@ -157,6 +158,7 @@ export function heatRequest(v: View, widthPx: number, granularity: number): Heat
   return { start: v.start, end: v.end, cells: cellsFor(v, w, granularity) }
 }
 
+/** A ruler tick: its byte offset, its x and its label. */
 export interface Tick {
   offset: number
   x: number
@@ -200,4 +202,28 @@ export function rulerTicks(v: View, widthPx: number, minSpacingPx = 90): Tick[] 
 export function zoomFactor(v: View, diskLength: number): number {
   const span = viewSpan(v)
   return span > 0 ? diskLength / span : 1
+}
+
+/** Counts over cells: `cells` cells over the byte range `view` (HeatData, OverlayData, AlgebraHeat). */
+export interface CellsOver {
+  view: View
+  cells: number
+}
+
+/**
+ * The cell under pixel x of a strip `width` pixels wide showing `shown`, and its bytes clipped
+ * to the disk. Cells computed for exactly the shown view map pixels to cells directly; wider
+ * (block-aligned) cells are found by the byte under the pixel.
+ */
+export function cellUnderX(x: number, width: number, shown: View, c: CellsOver, diskLength: number): { index: number; offset: number; length: number } {
+  const same = c.view.start === shown.start && c.view.end === shown.end
+  const index = same ? cellAtX(x, width, c.cells) : cellOfOffset(xToOffset(x, shown, width), c.view, c.cells)
+  const r = cellRange(c.view, c.cells, index)
+  return { index, offset: r.offset, length: Math.max(0, Math.min(r.offset + r.length, diskLength) - r.offset) }
+}
+
+/** The cells whose bytes meet [from, to) of the disk: [first, last) indexes. */
+export function cellsMeeting(c: CellsOver, from: number, to: number, diskLength: number): { first: number; last: number } {
+  if (to <= from) return { first: 0, last: 0 }
+  return { first: cellOfOffset(from, c.view, c.cells), last: cellOfOffset(Math.max(from, Math.min(to, diskLength) - 1), c.view, c.cells) + 1 }
 }

@@ -22,7 +22,8 @@ export interface OverlayData extends OverlayResult {
 
 export type EstimateState =
   | { status: 'running' }
-  | { status: 'done'; estimate: Estimate }
+  /** `fullBytes`: for an in-use bitmap, the disk's allocated data (what the next, full, backup copies) */
+  | { status: 'done'; estimate: Estimate; fullBytes?: number }
   | { status: 'error'; error: ErrorInfo }
 
 /** Cells of an algebra result over the view (same shape as HeatData without a bitmap). */
@@ -66,6 +67,9 @@ export const OP_LABEL: Record<SetOp, { sign: string; name: string; words: string
   minus: { sign: '∖', name: 'difference', words: 'dirty in A but not in B' },
   xor: { sign: '⊕', name: 'symmetric difference', words: 'dirty in exactly one of A and B' },
 }
+
+/** Bitmaps with more extents than this are estimated on request only (see maybeEstimate). */
+export const AUTO_ESTIMATE_MAX_EXTENTS = 4_000_000
 
 /** Extents per algebra page fetched from the worker. */
 export const ALGEBRA_PAGE = 256
@@ -227,7 +231,15 @@ export function createAnalysis(ctx: AnalysisCtx): {
     const job = ctx.startJob(`Estimating the incremental backup of '${b.name}'`)
     try {
       const estimate = await client.estimate(index, job.signal)
-      if (gen === ctx.generation()) set({ estimates: { ...get().estimates, [index]: { status: 'done', estimate } } })
+      // A backup tool cannot use an in-use bitmap: the next backup is full. Its size is the
+      // disk's allocated data: the data bytes of one overlay cell over the whole disk.
+      let full: { fullBytes: number } | Record<string, never> = {}
+      const disk = get().image?.summary.diskLength ?? 0
+      if (b.status === 'in-use' && disk > 0) {
+        const o = await client.overlay(index, 0, disk, 1, job.signal)
+        full = { fullBytes: (o.dirtyData[0] ?? 0) + (o.cleanData[0] ?? 0) }
+      }
+      if (gen === ctx.generation()) set({ estimates: { ...get().estimates, [index]: { status: 'done', estimate, ...full } } })
     } catch (e) {
       if (gen !== ctx.generation()) return
       if (ctx.isAbort(e)) {
@@ -242,7 +254,11 @@ export function createAnalysis(ctx: AnalysisCtx): {
 
   function maybeEstimate(index: number): void {
     const b = bitmap(index)
-    if (!b || get().estimates[index] || get().stats[index]?.scan.status !== 'done') return
+    const scan = get().stats[index]?.scan
+    if (!b || get().estimates[index] || scan?.status !== 'done') return
+    // Splitting hundreds of millions of extents by allocation keeps the engine busy for minutes:
+    // then the panel offers the estimate instead of starting it (heatmaps and the map stay quick).
+    if ('extentCount' in scan && typeof scan.extentCount === 'number' && scan.extentCount > AUTO_ESTIMATE_MAX_EXTENTS) return
     void computeEstimate(index)
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import type {
   AlgebraResult, BitmapRef, BitmapSummary, CheckpointFile, CheckpointView, CommitProgressFn, EngineClient, Estimate, Extent,
-  ExtentWindow, ImageSummary, OpenResult, OpenSetResult, OpenSource, OverlayResult, PlanRequest, PlanReview, ProgressFn,
+  ExtentWindow, HeatmapPreview, ImageSummary, OpenResult, OpenSetResult, OpenSource, OverlayResult, PlanRequest, PlanReview, ProgressFn,
   ScanResult, SetOp, SplitRow,
 } from '../../session/api.js'
 import { ConstraintError, toErrorInfo } from '../../engine/index.js'
@@ -82,6 +82,11 @@ class FakeClient implements EngineClient {
     const out = new Float64Array(cells)
     out[0] = 65536
     return out
+  }
+
+  async heatmapPreview(i: number, start: number, end: number, cells: number): Promise<HeatmapPreview> {
+    this.calls.push(`preview ${i} ${start} ${end} ${cells}`)
+    return { counts: new Float64Array(cells).fill(NaN), complete: false }
   }
 
   async extentPage(i: number, first: number, count: number): Promise<Extent[]> {

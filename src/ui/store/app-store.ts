@@ -15,6 +15,7 @@ import type { RecentEntry, RecentFiles } from '../recent.js'
 import { sourceName } from '../../session/sources.js'
 import { type AnalysisActions, type AnalysisState, createAnalysis, initialAnalysis } from './analysis.js'
 import { type EditSpec, type PendingEdit, toPlanRequest } from './edits.js'
+import { type MapActions, type MapState, createMapSlice, initialMap, keepMapSettings } from './map.js'
 import { type HostActions, type HostState, createHost, initialHost } from './host.js'
 
 /** Extents per page fetched from the worker. */
@@ -22,6 +23,7 @@ export const EXTENT_PAGE = 256
 /** Extent pages kept in memory before the oldest are dropped. */
 const MAX_PAGES = 400
 
+/** How an image came in ('launch': the operating system opened it with the installed app). */
 export type HowOpened = 'drop' | 'picker' | 'input' | 'demo' | 'recent' | 'host' | 'launch'
 
 export interface OpenImage {
@@ -106,7 +108,7 @@ export interface AppError {
   info: ErrorInfo
 }
 
-export interface AppState extends AnalysisState, HostState {
+export interface AppState extends AnalysisState, HostState, MapState {
   image: OpenImage | null
   opening: string | null
   stats: Record<number, BitmapStats>
@@ -140,7 +142,7 @@ export interface AppState extends AnalysisState, HostState {
   firstHeatMs: number | null
 }
 
-export interface AppActions extends AnalysisActions, HostActions {
+export interface AppActions extends AnalysisActions, HostActions, MapActions {
   open(source: OpenSource, how: HowOpened): Promise<void>
   /** Open several images at once (a backing chain, or images to compare). */
   openMany(sources: OpenSource[], how: HowOpened): Promise<void>
@@ -232,6 +234,7 @@ function defaultMeasure(name: string, start: string, end: string): number | null
 
 const initial = (editsAvailable: boolean): AppState => ({
   ...initialAnalysis(),
+  ...initialMap(),
   ...initialHost(),
   image: null,
   opening: null,
@@ -280,6 +283,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
   /** the sources of an open set, by image id */
   const currentSources = new Map<number, OpenSource>()
 
+  let map: ReturnType<typeof createMapSlice> | undefined
   const store = createStore<AppState & AppActions>()((set, get) => {
     // ---- helpers -------------------------------------------------------------------------
     function bitmap(index: number | null): BitmapSummary | undefined {
@@ -523,6 +527,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       const keep = get()
       return {
         ...initial(keep.editsAvailable), recent: keep.recent, heatWidth: keep.heatWidth, sort: keep.sort, extentMode: keep.extentMode, heatMode: keep.heatMode,
+        ...keepMapSettings(keep),
         host: keep.host, overview: keep.overview, overviewLoading: keep.overviewLoading, attentionOnly: keep.attentionOnly, checking: keep.checking,
       }
     }
@@ -567,6 +572,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       endJob: (id) => endJob(id),
     })
 
+    map = createMapSlice({ get: () => get(), set: (p) => set(p), client })
     const host = createHost({
       get: () => get(),
       set: (p) => set(p),
@@ -588,6 +594,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
     return {
       ...initial(deps.editsAvailable ?? false),
       ...analysis.actions,
+      ...map.actions,
       ...host,
 
       async open(source, how) {
@@ -962,5 +969,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       },
     }
   })
+  // The map follows the rest of the state by itself (store/map.ts).
+  store.subscribe((s, prev) => map?.onChange(s, prev))
   return store
 }

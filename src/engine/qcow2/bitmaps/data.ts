@@ -6,7 +6,7 @@
  */
 export { BitmapReader } from './data/reader.js'
 export type { ReaderOptions } from './data/reader.js'
-export type { Progress, ScanOptions } from './data/scan.js'
+export type { IndexSoFar, Progress, ScanOptions } from './data/scan.js'
 export type { KernelInfo } from './data/kernel.js'
 export { kernelInfo } from './data/kernel-choice.js'
 export { BLOCK_BITS } from './data/bits.js'

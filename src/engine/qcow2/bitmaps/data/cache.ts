@@ -7,6 +7,11 @@ export class ByteCache {
   /** `budget`: bytes kept; the newest entry is kept even when it alone is larger */
   constructor(private readonly budget: number) {}
 
+  /** The byte budget. */
+  get capacity(): number {
+    return this.budget
+  }
+
   /** The entry for `k`, now the most recently used, or undefined. */
   get(k: number): Uint8Array | undefined {
     const v = this.map.get(k)

@@ -78,6 +78,16 @@ export class Clusters {
     if (avail > 0) await this.device.readInto!(off, avail === len ? target : target.subarray(0, avail))
   }
 
+  /** Bytes the cluster cache may hold. */
+  get cacheBudget(): number {
+    return this.cache.capacity
+  }
+
+  /** Keep `bytes` (cluster i as stored, read by a pass over the data) in the cache, tail bits masked. */
+  keep(i: number, bytes: Uint8Array): void {
+    this.cache.set(i, maskFrom(bytes, this.bitsIn(i)))
+  }
+
   /** Cluster i from the cache, if it is there. */
   cached(i: number): Uint8Array | undefined {
     return this.cache.get(i)

@@ -14,7 +14,7 @@ import { type ClusterData, Clusters, type Scratch } from './clusters.js'
 import type { KernelInfo } from './kernel.js'
 import { createKernel } from './kernel-choice.js'
 import { runBatches } from './runs.js'
-import { type BlockIndex, type ScanOptions, scanBlocks } from './scan.js'
+import { type BlockIndex, type IndexSoFar, type ScanOptions, scanBlocks } from './scan.js'
 
 /** Options of a reader. */
 export interface ReaderOptions {
@@ -40,6 +40,8 @@ export class BitmapReader {
   private readonly kernelChoice: 'wasm' | 'js'
   private index: BlockIndex | undefined
   private scanning: Promise<void> | undefined
+  /** the index of the scan running now, as far as it has got */
+  private soFar: IndexSoFar | undefined
 
   constructor(readonly device: BlockDevice, readonly bitmap: Bitmap, diskLength: number, clusterSize: number, opts: ReaderOptions = {}) {
     this.nbits = bitmap.nbits
@@ -91,11 +93,21 @@ export class BitmapReader {
   scan(opts: ScanOptions = {}): Promise<void> {
     if (this.index) return Promise.resolve()
     if (!this.scanning) {
-      this.scanning = scanBlocks(this.data, createKernel(this.kernelChoice), opts)
+      const onIndex = opts.onIndex
+      this.scanning = scanBlocks(this.data, createKernel(this.kernelChoice), { ...opts, onIndex: (s) => { this.soFar = s; onIndex?.(s) } })
         .then((ix) => { this.index = ix })
-        .finally(() => { this.scanning = undefined })
+        .finally(() => { this.scanning = undefined; this.soFar = undefined })
     }
     return this.scanning
+  }
+
+  /**
+   * The block index as far as it is built: all of it after the scan, the part a running scan
+   * has counted during it (previews of a big bitmap), undefined before any scan.
+   */
+  indexSoFar(): IndexSoFar | undefined {
+    if (this.index) return { ones: this.index.ones, blocks: this.nblocks }
+    return this.soFar
   }
 
   private built(): BlockIndex {

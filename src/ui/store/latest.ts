@@ -1,0 +1,21 @@
+/**
+ * "Latest request wins": at most one request in flight; asks that come while it runs are not
+ * queued, only the last one is remembered and runs next. After a request that succeeded with
+ * nothing waiting, `settled` runs (to look again at what is wanted now).
+ */
+export function latestWins<W>(run: (want: W) => Promise<boolean>, settled?: () => void): (want: W) => void {
+  let busy = false
+  let next: { want: W } | null = null
+  const go = (want: W): void => {
+    if (busy) { next = { want }; return }
+    busy = true
+    void run(want).then((ok) => ok, () => false).then((ok) => {
+      busy = false
+      const n = next
+      next = null
+      if (n) go(n.want)
+      else if (ok) settled?.()
+    })
+  }
+  return go
+}
