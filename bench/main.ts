@@ -15,6 +15,10 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BITMAP, buildImages, validateD, type Images } from './images.js'
 import { browserFigures, type BrowserFigures } from './browser.js'
+import { benchMap2d } from './map2d.js'
+import { benchScan } from './scan.js'
+import { benchServeEdit } from './serve-edit.js'
+import { benchServeLatency } from './serve-latency.js'
 import { type Row, formatTable, mib, ms, r2 } from './rows.js'
 import { MiB, type Series, elapsedSeconds, interleaved, log, max, median, requireTools, run, series, tempDir, timed } from './util.js'
 
@@ -311,6 +315,18 @@ async function main(): Promise<void> {
     const br = await browserFigures(ROOT, images.A, images.D, BITMAP.D, N, tmp.path)
     mach.chromium = br.chromium
     rows.push(...browserRows(br))
+
+    // --- issue 11: the disk map in Chromium (e2e/big-map.spec.ts, its own images) ---------------
+    log('browser: the 2-D map on 256 TiB and 2 TiB images (Chromium)')
+    rows.push(...benchMap2d({ root: ROOT, runs: Math.max(3, N) }))
+
+    // --- issue 9: the host (qbm scan, qbm serve) ---------------------------------------------------
+    log('host: qbm scan over 1,000 images vs a loop of qemu-img info')
+    rows.push(...benchScan({ dir: tmp.path, qbmBin: QBM_BIN, runs: Math.min(N, 3) }))
+    log('host: qbm serve through a proxy adding 25 ms each way (Chromium)')
+    rows.push(...await benchServeLatency({ dir: tmp.path, qbmBin: QBM_BIN, runs: Math.min(N, 5) }))
+    log('host: in-place edits on 1, 10 and 100 GiB images (qbm serve, qbm bitmap, qemu-img bitmap)')
+    rows.push(...await benchServeEdit({ dir: tmp.path, qbmBin: QBM_BIN, runs: Math.min(N, 5) }))
 
     const total = elapsedSeconds() + Number(process.env.QBM_BENCH_BUILD_MS ?? 0) / 1000
     rows.push({
