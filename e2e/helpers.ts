@@ -161,9 +161,9 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return p
 }
 
-export function publishScreenshot(from: string): void {
+export function publishScreenshot(from: string, as = 'screenshot.png'): void {
   mkdirSync(join(ROOT, 'docs'), { recursive: true })
-  copyFileSync(from, join(ROOT, 'docs', 'screenshot.png'))
+  copyFileSync(from, join(ROOT, 'docs', as))
 }
 
 export function hex(n: number): string {

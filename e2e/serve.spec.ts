@@ -12,7 +12,7 @@ import { attachLoop, padTo, roundUp, startQemuNbd, type Holder } from '../src/te
 import { writeCheckpointDir } from '../src/test-support/libvirt-checkpoints.js'
 import { inUseImage, judgeWrite, qemuCheck, select } from './edit-steps.js'
 import { stageAndWrite } from './edit-steps.js'
-import { KiB, MiB, ROOT, makeImage, qemuBitmaps, screenshot, sh, tempDir, waitForScans } from './helpers.js'
+import { KiB, MiB, ROOT, makeImage, publishScreenshot, qemuBitmaps, screenshot, sh, tempDir, waitForScans } from './helpers.js'
 
 interface Served { url: string; proc: ChildProcess; stderr: () => string; stop: () => Promise<void> }
 
@@ -91,7 +91,7 @@ test('the overview lists every image with its lock holder and its checkpoint mis
   // Checks run lazily, row by row; the held image is skipped.
   await expect(row(page, loop!.dev)).toContainText('clean', { timeout: 30_000 })
   await expect(row(page, images.held!)).toContainText('skipped (in use)')
-  await screenshot(page, 'host-overview')
+  publishScreenshot(await screenshot(page, 'host-overview'), 'serve.png')
   // Needs attention: the crashed writer's (in use), the held one, the mismatched one; not the clean device.
   await page.getByRole('checkbox', { name: 'Needs attention only' }).check()
   await expect(page.locator('.host-row')).toHaveCount(3)

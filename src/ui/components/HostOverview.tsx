@@ -103,11 +103,12 @@ export function HostOverview(): ReactNode {
                   <span className="num">{r.maxDirtyPercent === null ? '—' : `${r.maxDirtyPercent.toFixed(2)}%`}</span>
                   <span className={r.holderText ? 'warn' : 'muted'} data-testid="holder">{r.holderText ?? '—'}</span>
                   <span className={chk.cls}>{chk.text}</span>
-                  <span className={r.checkpointMismatches > 0 ? 'error' : 'muted'} data-testid="checkpoints">
-                    {r.checkpoints.length === 0 ? '—' : r.checkpointMismatches > 0
+                  {(() => {
+                    const text = r.checkpoints.length === 0 ? '—' : r.checkpointMismatches > 0
                       ? r.checkpoints.flatMap((c) => c.mismatches).map((m) => `${m.bitmap}: ${m.symptom ?? m.state}`).join('; ')
-                      : `ok (${r.checkpoints.reduce((n, c) => n + c.checkpoints, 0)})`}
-                  </span>
+                      : `ok (${r.checkpoints.reduce((n, c) => n + c.checkpoints, 0)})`
+                    return <span className={r.checkpointMismatches > 0 ? 'error' : 'muted'} data-testid="checkpoints" title={text}>{text}</span>
+                  })()}
                 </button>
               </div>
             )
