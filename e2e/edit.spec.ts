@@ -65,6 +65,10 @@ test('without a file picker: open read-only through the file input, edit, and do
   await changes.getByRole('button', { name: 'Stage rename' }).click()
   await select(page, 'weekly')
   await changes.getByRole('button', { name: 'Disable' }).click()
+  await changes.getByRole('button', { name: 'Copy…' }).click()
+  await changes.getByLabel(/to a new bitmap named/).fill('weekly-copy')
+  await changes.getByRole('button', { name: 'Stage copy' }).click()
+  await expect(changes.getByRole('list', { name: 'Pending changes' }).getByRole('listitem').nth(2)).toContainText("Copy 'weekly' to a new bitmap 'weekly-copy'")
   await changes.getByRole('button', { name: 'Review and save…' }).click()
   const dialog = page.getByRole('dialog', { name: /Review changes/ })
   await expect(dialog.getByRole('button', { name: 'Write to file' })).toHaveCount(0)
@@ -76,8 +80,10 @@ test('without a file picker: open read-only through the file input, edit, and do
   expect(qemuBitmaps(out)).toEqual([
     { name: 'daily-renamed', granularity: 65536, flags: ['auto'] },
     { name: 'weekly', granularity: 1 * MiB, flags: [] },
+    { name: 'weekly-copy', granularity: 1 * MiB, flags: [] },
   ])
   expect(nbdDirty(out, 'daily-renamed')).toEqual(nbdDirty(image, 'daily'))
+  expect(nbdDirty(out, 'weekly-copy')).toEqual(nbdDirty(image, 'weekly'))
   sh(`qemu-img compare -f qcow2 -F qcow2 ${image} ${out}`)
   // The original is untouched.
   expect(qemuBitmaps(image).map((b) => b.name)).toEqual(['daily', 'weekly'])

@@ -57,8 +57,8 @@ async function cmdDiff(p: Parsed, path: string, nameA: string, nameB: string): P
       const result = ranges.subarray(0, 2 * count)
       await editFile(path, (img) => planEdits(img, [
         { op: 'add', name: save, granularity: g, disabled: true },
-        { op: 'set-ranges', name: save, ranges: result, what: `${nameA} ${op} ${nameB}` },
-      ]))
+        { op: 'set-ranges', name: save, resultId: 1, what: `${nameA} ${op} ${nameB}` },
+      ], { sources: { ranges: (id) => (id === 1 ? result : undefined) } }))
     }
     return 0
   } finally {

@@ -9,7 +9,7 @@ import type {
   ImageEntry, OverlayResult, SetOp, SplitRow,
 } from '../../session/api.js'
 import { type View, heatRequest } from '../heatmap/geometry.js'
-import type { EditSpec } from './edits.js'
+import type { Change } from './edits.js'
 
 export type HeatMode = 'dirty' | 'allocation'
 
@@ -135,7 +135,7 @@ export interface AnalysisCtx {
   fail: (context: string, e: unknown) => void
   isAbort: (e: unknown) => boolean
   errorInfo: (e: unknown) => ErrorInfo
-  addPending: (e: EditSpec) => void
+  addPending: (e: Change) => void
   /** switch the shown image to another of the open set (the store re-shows it) */
   activate: (id: number) => Promise<void>
   startJob: (label: string) => { id: number; signal: AbortSignal }
@@ -404,8 +404,8 @@ export function createAnalysis(ctx: AnalysisCtx): {
       if (al.op !== 'union') {
         // ∩, ∖, ⊕ clear bits where a merge would only set them: qbm's own edit sets the result's
         // granules in a new, empty bitmap at the finer granularity (exact at byte resolution).
-        ctx.addPending({ kind: 'add', name, granularity: al.granularity, enabled: false })
-        ctx.addPending({ kind: 'set-from-algebra', name, algebraId: al.result.id, what: `${al.aName} ${OP_LABEL[al.op].sign} ${al.bName}` })
+        ctx.addPending({ op: 'add', name, granularity: al.granularity, disabled: true })
+        ctx.addPending({ op: 'set-ranges', name, resultId: al.result.id, what: `${al.aName} ${OP_LABEL[al.op].sign} ${al.bName}` })
         return true
       }
       const nameOf = (r: BitmapRef): string | undefined => {
@@ -418,9 +418,9 @@ export function createAnalysis(ctx: AnalysisCtx): {
       const active = s.activeImageId
       const other = (r: BitmapRef): { sourceImageId: number } | Record<string, never> => (active !== null && r.image !== active ? { sourceImageId: r.image } : {})
       // The finer granularity keeps the union exact at byte resolution.
-      ctx.addPending({ kind: 'add', name, granularity: al.granularity, enabled: false })
-      ctx.addPending({ kind: 'merge', source: an, target: name, ...other(al.a) })
-      ctx.addPending({ kind: 'merge', source: bn, target: name, ...other(al.b) })
+      ctx.addPending({ op: 'add', name, granularity: al.granularity, disabled: true })
+      ctx.addPending({ op: 'merge', name, source: an, ...other(al.a) })
+      ctx.addPending({ op: 'merge', name, source: bn, ...other(al.b) })
       return true
     },
 

@@ -14,7 +14,7 @@ import {
 import type { RecentEntry, RecentFiles } from '../recent.js'
 import { sourceName } from '../../session/sources.js'
 import { type AnalysisActions, type AnalysisState, createAnalysis, initialAnalysis } from './analysis.js'
-import { type EditSpec, type PendingEdit, toPlanRequest } from './edits.js'
+import { type Change, type PendingEdit, toPlanRequest } from './edits.js'
 import { type MapActions, type MapState, createMapSlice, initialMap, keepMapSettings } from './map.js'
 import { type HostActions, type HostState, createHost, initialHost } from './host.js'
 
@@ -170,7 +170,7 @@ export interface AppActions extends AnalysisActions, HostActions, MapActions {
   dismissError(): void
   dismissNotice(): void
   showError(context: string, e: unknown): void
-  addPending(edit: EditSpec): void
+  addPending(edit: Change): void
   removePending(id: number): void
   clearPending(): void
   /** Plan the pending changes for review (`force`: the user confirmed no VM uses the image). */

@@ -1,0 +1,10 @@
+/**
+ * The part of the engine the page loads itself: functions of plain data that must say the same
+ * words on both sides of the session (what an edit does, sizes in human units). Everything else
+ * reaches the page through the session's API. Nothing reachable from here reads an image
+ * (dependency-cruiser holds this file to that: .dependency-cruiser.cjs).
+ */
+export { describeEdit } from './edits/kinds/index.js'
+export type { ClearInUseMode, DescribeContext, Edit } from './edits/kinds/index.js'
+export { humanBytes, humanAndExact, hex } from './analysis/units.js'
+export { defaultGranularity } from './qcow2/bitmaps/constraints.js'
