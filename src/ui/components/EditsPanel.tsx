@@ -11,21 +11,18 @@ import { CLEAR_IN_USE_CONSEQUENCE, CLEAR_IN_USE_NEXT_BACKUP, REPAIR_CONSEQUENCE,
 import { useActions, useAppShallow } from '../store/hooks.js'
 import { ReviewDialog } from './ReviewDialog.js'
 
-export const EDITS_PENDING_NOTE = "Editing arrives with the engine's edit support"
-
 type Form = null | 'add' | 'rename' | 'copy' | 'merge' | 'clear-in-use' | 'remove' | 'repair'
 
 const GRANULARITIES = [512, 4096, 65536, 1 << 20, 1 << 24]
 
 export function EditsPanel(): ReactNode {
-  const { image, pending, available, selected, review } = useAppShallow((s) => ({
-    image: s.image, pending: s.pending, available: s.editsAvailable, selected: s.selected, review: s.review,
+  const { image, pending, selected, review } = useAppShallow((s) => ({
+    image: s.image, pending: s.pending, selected: s.selected, review: s.review,
   }))
   const actions = useActions()
   const [form, setForm] = useState<Form>(null)
   if (!image) return null
   const b = image.summary.bitmaps.find((x) => x.index === selected)
-  const disabled = !available
   const inUse = b?.status === 'in-use'
   const staleNote = inUse ? 'Clear in_use first: QEMU will not touch an in-use bitmap otherwise.' : undefined
   const toggle = (f: Form) => setForm(form === f ? null : f)
@@ -33,8 +30,7 @@ export function EditsPanel(): ReactNode {
   return (
     <section className="panel edits-panel" aria-labelledby="edits-h">
       <h2 id="edits-h" className="panel-title">Changes</h2>
-      {disabled && <p className="note" data-testid="edits-note">{EDITS_PENDING_NOTE}.</p>}
-      <fieldset className="edit-actions" disabled={disabled}>
+      <fieldset className="edit-actions">
         <legend className="small muted">{b ? <>Bitmap <span className="mono">{b.name}</span></> : 'No bitmap selected'}</legend>
         {b && (
           <>
@@ -69,7 +65,7 @@ export function EditsPanel(): ReactNode {
         </div>
       )}
 
-      {!disabled && form && (
+      {form && (
         <div className="edit-form">
           {form === 'add' && <AddForm clusterSize={image.summary.clusterSize} onDone={() => setForm(null)} />}
           {form === 'rename' && b && <RenameForm b={b} onDone={() => setForm(null)} />}
@@ -95,7 +91,7 @@ export function EditsPanel(): ReactNode {
         </ol>
       )}
       <div className="edit-save">
-        <button type="button" className="btn btn-primary btn-small" disabled={disabled || pending.length === 0} onClick={() => void actions.reviewChanges()}>
+        <button type="button" className="btn btn-primary btn-small" disabled={pending.length === 0} onClick={() => void actions.reviewChanges()}>
           Review and save…
         </button>
         {pending.length > 0 && <button type="button" className="btn btn-small" onClick={actions.clearPending}>Unstage all</button>}

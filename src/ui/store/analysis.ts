@@ -10,6 +10,7 @@ import type {
 } from '../../session/api.js'
 import { type View, heatRequest } from '../heatmap/geometry.js'
 import type { Change } from './edits.js'
+import { latestRefresh } from './latest.js'
 
 export type HeatMode = 'dirty' | 'allocation'
 
@@ -155,10 +156,6 @@ export function createAnalysis(ctx: AnalysisCtx): {
   recheckCheckpoints: () => void
 } {
   const { get, set, client } = ctx
-  let overlayBusy = false
-  let overlayAgain = false
-  let algebraBusy = false
-  let algebraAgain = false
   let algebraSeq = 0
   const splitsLoading = new Set<string>()
   const algebraLoading = new Set<number>()
@@ -168,42 +165,32 @@ export function createAnalysis(ctx: AnalysisCtx): {
     return get().image?.summary.bitmaps.find((b) => b.index === index)
   }
 
-  function refreshOverlay(): void {
-    if (overlayBusy) { overlayAgain = true; return }
+  /** Fetch the overlay the view wants now; true when it fetched (look again: the view may have moved). */
+  async function fetchOverlay(): Promise<boolean> {
     const s = get()
     const index = s.selected
     const b = bitmap(index)
-    if (s.heatMode !== 'allocation' || !s.view || index === null || !b || s.stats[index]?.scan.status !== 'done') return
+    if (s.heatMode !== 'allocation' || !s.view || index === null || !b || s.stats[index]?.scan.status !== 'done') return false
     const forView = s.view
     const req = heatRequest(forView, s.heatWidth, b.granularity)
     const have = s.overlay
     if (have && have.bitmapIndex === index && have.cells === req.cells && have.view.start === req.start && have.view.end === req.end) {
       if (have.forView !== forView) set({ overlay: { ...have, forView } })
-      return
+      return false
     }
-    overlayBusy = true
-    overlayAgain = false
     const gen = ctx.generation()
-    let ok = false
-    client.overlay(index, req.start, req.end, req.cells).then(
-      (o) => {
-        if (gen !== ctx.generation()) return
-        ok = true
-        set({ overlay: { ...o, bitmapIndex: index, forView, view: { start: req.start, end: req.end }, cells: req.cells } })
-      },
-      (e: unknown) => {
-        if (gen !== ctx.generation() || ctx.isAbort(e)) return
-        ctx.fail(`Computing the allocation overlay of '${b.name}'`, e)
-      },
-    ).finally(() => {
-      overlayBusy = false
-      if (gen !== ctx.generation()) return
-      const cur = get()
-      const o = cur.overlay
-      const stale = !o || o.bitmapIndex !== cur.selected || !cur.view || !sameView(o.forView, cur.view)
-      if (overlayAgain || (ok && stale && cur.heatMode === 'allocation')) refreshOverlay()
-    })
+    try {
+      const o = await client.overlay(index, req.start, req.end, req.cells)
+      if (gen !== ctx.generation()) return false
+      set({ overlay: { ...o, bitmapIndex: index, forView, view: { start: req.start, end: req.end }, cells: req.cells } })
+      return true
+    } catch (e) {
+      if (gen === ctx.generation() && !ctx.isAbort(e)) ctx.fail(`Computing the allocation overlay of '${b.name}'`, e)
+      return false
+    }
   }
+
+  const refreshOverlay = latestRefresh(fetchOverlay)
 
   function loadSplits(bitmapIndex: number, page: number, first: number, count: number): void {
     const key = `${bitmapIndex}:${page}`
@@ -262,41 +249,35 @@ export function createAnalysis(ctx: AnalysisCtx): {
     void computeEstimate(index)
   }
 
-  /** Heat cells and the list window of the algebra result for the current view. */
-  function refreshAlgebra(): void {
-    if (algebraBusy) { algebraAgain = true; return }
+  /** Fetch the algebra result's cells and list window for the view now; true when it fetched. */
+  async function fetchAlgebra(): Promise<boolean> {
     const s = get()
     const al = s.algebra
-    if (!al || al.status !== 'done' || !al.result || !s.view) return
+    if (!al || al.status !== 'done' || !al.result || !s.view) return false
     const forView = s.view
     const req = heatRequest(forView, s.heatWidth, al.granularity)
     const id = al.result.id
     const haveHeat = al.heat && al.heat.resultId === id && al.heat.cells === req.cells && al.heat.view.start === req.start && al.heat.view.end === req.end
-    algebraBusy = true
-    algebraAgain = false
+    if (haveHeat && al.heat && sameView(al.heat.forView, forView) && al.window) return false
     const gen = ctx.generation()
     const whole = forView.start === 0 && forView.end >= (s.image?.summary.diskLength ?? 0)
-    const heatP = haveHeat ? Promise.resolve(null) : client.algebraHeat(id, req.start, req.end, req.cells)
-    const winP = al.mode === 'all' || whole ? Promise.resolve({ first: 0, count: al.result.extentCount }) : client.algebraWindow(id, forView.start, forView.end)
-    Promise.all([heatP, winP]).then(
-      ([counts, window]) => {
-        const cur = get().algebra
-        if (gen !== ctx.generation() || !cur || cur.result?.id !== id) return
-        const heat = counts ? { resultId: id, forView, view: { start: req.start, end: req.end }, cells: req.cells, counts } : cur.heat ? { ...cur.heat, forView } : null
-        set({ algebra: { ...cur, heat, window } })
-      },
-      (e: unknown) => {
-        if (gen !== ctx.generation() || ctx.isAbort(e)) return
-        ctx.fail('Showing the comparison', e)
-      },
-    ).finally(() => {
-      algebraBusy = false
-      const cur = get()
-      const h = cur.algebra?.heat
-      const stale = cur.algebra?.status === 'done' && cur.view && (!h || !sameView(h.forView, cur.view))
-      if (algebraAgain || stale) refreshAlgebra()
-    })
+    try {
+      const [counts, window] = await Promise.all([
+        haveHeat ? Promise.resolve(null) : client.algebraHeat(id, req.start, req.end, req.cells),
+        al.mode === 'all' || whole ? Promise.resolve({ first: 0, count: al.result.extentCount }) : client.algebraWindow(id, forView.start, forView.end),
+      ])
+      const cur = get().algebra
+      if (gen !== ctx.generation() || !cur || cur.result?.id !== id) return false
+      const heat = counts ? { resultId: id, forView, view: { start: req.start, end: req.end }, cells: req.cells, counts } : cur.heat ? { ...cur.heat, forView } : null
+      set({ algebra: { ...cur, heat, window } })
+      return true
+    } catch (e) {
+      if (gen === ctx.generation() && !ctx.isAbort(e)) ctx.fail('Showing the comparison', e)
+      return false
+    }
   }
+
+  const refreshAlgebra = latestRefresh(fetchAlgebra)
 
   function recheckCheckpoints(): void {
     const c = get().checkpoints
