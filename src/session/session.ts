@@ -6,8 +6,8 @@
  */
 import {
   type AbortSignalLike, type Extent, type Image, type Plan,
-  AbortError, AllocationMap, ConstraintError, bitmapSha256, cellBoundaries, combineExtents, describeImage,
-  extentPage, extentsInRange, heatmap, heatmapFromExtents, heatmapSoFar, openImage, parseCheckpointXml, planEdits, planRepair,
+  AbortError, AllocationMap, ConstraintError, kindOf, bitmapSha256, cellBoundaries, combineExtents, describeImage,
+  extentIndexAt, extentPage, extentWindow, extentsInRange, heatmap, heatmapFromExtents, heatmapSoFar, openImage, parseCheckpointXml, planEdits, planRepair,
   splitByAllocation, type Checkpoint, type EditSources,
 } from '../engine/index.js'
 // Not (yet) on the engine's public surface; the CLI imports them the same way.
@@ -19,7 +19,6 @@ import type {
 } from './api.js'
 import { checkpointView } from './checkpoint-view.js'
 import { exportBytes } from './export.js'
-import { extentIndexAt, extentWindowOf } from './extent-index.js'
 import { ExtentStore } from './extent-store.js'
 import type { OpenedSource, SessionHost } from './host.js'
 import { JobRegistry, type ProgressSink } from './jobs.js'
@@ -284,7 +283,7 @@ export class EngineSession implements EngineApi {
   }
 
   extentWindow(bitmapIndex: number, from: number, to: number): Promise<{ first: number; count: number }> {
-    return this.jobs.run(undefined, () => extentWindowOf(this.reader(bitmapIndex), from, to))
+    return this.jobs.run(undefined, () => extentWindow(this.reader(bitmapIndex), from, to))
   }
 
   extentsInRange(bitmapIndex: number, from: number, to: number, limit: number): Promise<Extent[]> {
@@ -336,7 +335,7 @@ export class EngineSession implements EngineApi {
       let k = 0
       for await (const r of map.runs(rows[0]!.offset, last.offset + last.length, signal)) {
         const end = r.start + r.length
-        const kind = r.data ? 'data' : r.present ? 'zero' : 'unallocated'
+        const kind = kindOf(r)
         while (k < rows.length && rows[k]!.offset + rows[k]!.length <= r.start) k++
         for (let j = k; j < rows.length && rows[j]!.offset < end; j++) {
           const e = rows[j]!
