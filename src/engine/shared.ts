@@ -6,8 +6,7 @@
  * (dependency-cruiser holds this file to that: .dependency-cruiser.cjs).
  */
 export { describeEdit } from './edits/kinds/index.js'
-export type { ClearInUseMode, DescribeContext, Edit } from './edits/kinds/index.js'
-export { humanBytes, humanAndExact, hex } from './analysis/units.js'
+export { humanBytes, hex } from './analysis/units.js'
 export { defaultGranularity } from './qcow2/bitmaps/constraints.js'
 export { BLOCK_BITS } from './qcow2/bitmaps/data/bits.js'
-export { type ByteRange, type HeatRequest, cellsFor, heatRequest } from './analysis/heat-request.js'
+export { cellsFor, heatRequest } from './analysis/heat-request.js'

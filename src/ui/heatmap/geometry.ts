@@ -116,7 +116,7 @@ export function cellOfOffset(offset: number, v: View, cells: number): number {
 
 // The heatmap request (which cells to ask the engine for) is the engine's own arithmetic, so the
 // benchmarks measure what the page asks: INDEX_BLOCK_BITS granules per index block.
-export { BLOCK_BITS as INDEX_BLOCK_BITS, type HeatRequest, cellsFor, heatRequest } from '../../engine/shared.js'
+export { BLOCK_BITS as INDEX_BLOCK_BITS, cellsFor, heatRequest } from '../../engine/shared.js'
 
 /** A ruler tick: its byte offset, its x and its label. */
 export interface Tick {

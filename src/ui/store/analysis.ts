@@ -2,7 +2,7 @@
  * The backup-analysis part of the store: the dirty × allocation overlay, per-extent allocation
  * splits, incremental-backup estimates, bitmap algebra (results stay in the worker and come in
  * pages), libvirt checkpoint cross-checks and several open images (a backing chain). Wired
- * into createAppStore, which owns the view, the selection and the generation counter.
+ * into createAppStore; the view, the selection and the generation counter are other slices'.
  */
 import type {
   AlgebraResult, BitmapRef, BitmapSummary, CheckpointFile, CheckpointView, EngineClient, ErrorInfo, Estimate, Extent,

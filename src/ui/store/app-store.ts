@@ -22,14 +22,11 @@ import { type ReviewActions, type ReviewState, createReview, initialReview } fro
 import { type ScansActions, type ScansState, createScans, initialScans } from './scans.js'
 import { type ViewActions, type ViewState, createView, initialView } from './view.js'
 
-export type { AppError } from './errors.js'
+// What components and tests import from the store, wherever the slice keeping it lives.
 export { errorInfo, isAbort } from './errors.js'
-export { EXTENT_PAGE, type ExtentList } from './extents.js'
+export { EXTENT_PAGE } from './extents.js'
 export type { HeatData, HeatSlot } from './heat.js'
-export type { Job, JobKind } from './jobs.js'
-export type { HowOpened, OpenImage } from './open.js'
-export type { Review } from './review.js'
-export type { BitmapStats, ScanState } from './scans.js'
+export type { BitmapStats } from './scans.js'
 export type { SortKey } from './view.js'
 
 export interface AppState extends OpenState, ViewState, HeatState, ExtentsState, ScansState, JobsState, ErrorsState, ReviewState,
