@@ -112,18 +112,8 @@ test('a refused change is explained with the engine\'s words and nothing is writ
 test('an image that fails its check is refused before anything is written, with the check\'s words', async ({ page }) => {
   const image = makeImage(dir.path, 'corrupt.qcow2', { size: '16M', bitmaps: [{ name: 'a' }], writes: [[0, 64 * KiB]] })
   // Zero the refcount of the L1 table's cluster: qemu-img check reports a corruption (exit 2).
-  const { readFileSync, writeFileSync: write } = await import('node:fs')
-  const { MemoryDevice } = await import('../src/io/memory.js')
-  const { openImage } = await import('../src/engine/index.js')
-  const { loadRefcounts, setRefcountEntry } = await import('../src/engine/qcow2/refcount.js')
-  const bytes = new Uint8Array(readFileSync(image))
-  const img = await openImage(new MemoryDevice(bytes))
-  const h = img.header
-  const rc = await loadRefcounts(img.device, h)
-  const c = h.l1TableOffset / h.clusterSize
-  const block = rc.reftable[Math.floor(c / rc.entriesPerBlock)]!
-  setRefcountEntry(bytes.subarray(block, block + h.clusterSize), h.refcountOrder, c % rc.entriesPerBlock, 0)
-  write(image, bytes)
+  const { setClusterRefcount } = await import('../src/test-support/edit-images.js')
+  await setClusterRefcount(image, (h) => h.l1TableOffset / h.clusterSize, 0)
   expect(qemuCheck(image).code).toBe(2)
   const before = sh(`sha256sum ${image}`)
 

@@ -24,7 +24,7 @@ export { displayName, encodeName } from './names.js'
 export {
   defaultGranularity, expectedTableSize, bitmapBits, checkNewName,
 } from './qcow2/bitmaps/constraints.js'
-export { describeImage } from './describe.js'
+export { describeImage, readable, readerFor } from './describe.js'
 export type { ImageSummary, BitmapSummary } from './describe.js'
 export * from './edits/index.js'
 export { combineExtents, heatmapFromExtents, SET_OPS } from './analysis/algebra.js'

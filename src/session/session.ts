@@ -6,13 +6,10 @@
  */
 import {
   type AbortSignalLike, type Extent, type Image, type Plan,
-  AbortError, AllocationMap, ConstraintError, kindOf, bitmapSha256, cellBoundaries, combineExtents, describeImage,
+  type BitmapReader, AbortError, AllocationMap, ConstraintError, kindOf, readable, readerFor, bitmapSha256, cellBoundaries, combineExtents, describeImage,
   extentIndexAt, extentPage, extentWindow, extentsInRange, heatmap, heatmapFromExtents, heatmapSoFar, openImage, parseCheckpointXml, planEdits, planRepair,
   splitByAllocation, type Checkpoint, type EditSources,
 } from '../engine/index.js'
-// Not (yet) on the engine's public surface; the CLI imports them the same way.
-import { readable, readerFor } from '../engine/describe.js'
-import type { BitmapReader } from '../engine/qcow2/bitmaps/data.js'
 import type {
   CheckpointView, EngineApi, Estimate, HeatmapPreview, HostInfo, ImageEntry, OpenResult, OpenSetResult, OpenSource,
   OverlayResult, PlanRequest, PlanReview, ScanResult, SplitRow,

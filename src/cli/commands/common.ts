@@ -4,9 +4,9 @@ import { NodeFileDevice } from '../../io/node-file.js'
 import { editInPlace, heldBy, heldLabel } from '../../host/edit.js'
 import type { LockHolder } from '../../host/locks.js'
 import { err } from '../io.js'
-import { type Bitmap, type ConstraintCode, ConstraintError, type Image, type Plan, openImage } from '../../engine/index.js'
-import { readerFor, readable } from '../../engine/describe.js'
-import type { BitmapReader } from '../../engine/index.js'
+import {
+  type Bitmap, type BitmapReader, type ConstraintCode, ConstraintError, type Image, type Plan, openImage, readable, readerFor,
+} from '../../engine/index.js'
 
 export class CliError extends Error {
   override readonly name = 'CliError'
