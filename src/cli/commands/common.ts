@@ -89,6 +89,19 @@ export async function editFile(path: string, makePlan: (img: Image) => Promise<P
   }
 }
 
+/**
+ * The CLI's command for a checkpoint finding (engine crossCheck), keyed on its state: the
+ * engine says what to do in plain words, the CLI adds how with its flags.
+ */
+export function checkpointHint(state: string, image: string, bitmap: string): string {
+  switch (state) {
+    case 'in-use': return ` (qbm bitmap --clear-in-use=dirty --force ${image} ${bitmap})`
+    case 'broken': return ` (qbm repair ${image} --drop-all-bitmaps)`
+    case 'untrusted': return ` (qbm repair ${image} --retrust, or --drop-all-bitmaps)`
+    default: return ''
+  }
+}
+
 /** The CLI's own way out of a refused edit, keyed on the engine's code: its flag names. */
 export function flagHint(code: ConstraintCode, image: string): string {
   switch (code) {
