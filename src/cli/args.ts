@@ -5,6 +5,7 @@
  */
 import { parseArgs as tokenize } from 'node:util'
 
+/** One option of a command. */
 export interface OptionSpec {
   /** takes a value */
   value?: boolean
@@ -14,6 +15,7 @@ export interface OptionSpec {
   alias?: string
 }
 
+/** A parsed command line. */
 export interface Parsed {
   opts: Map<string, string[]>
   /** every option in command-line order, for order-sensitive commands */
@@ -21,6 +23,7 @@ export interface Parsed {
   positional: string[]
 }
 
+/** A command line qbm cannot run: exit 1 with the message. */
 export class UsageError extends Error {
   override readonly name = 'UsageError'
 }
@@ -52,14 +55,17 @@ export function parseArgs(argv: string[], spec: Record<string, OptionSpec>): Par
   return { opts, ordered, positional }
 }
 
+/** The value of a single-valued option, when given. */
 export function one(p: Parsed, name: string): string | undefined {
   return p.opts.get(name)?.[0]
 }
 
+/** Whether an option was given. */
 export function has(p: Parsed, name: string): boolean {
   return p.opts.has(name)
 }
 
+/** --output=human|json (human by default). */
 export function outputFormat(p: Parsed): 'human' | 'json' {
   const o = one(p, 'output') ?? 'human'
   if (o !== 'human' && o !== 'json') throw new UsageError(`--output must be human or json (got '${o}')`)

@@ -57,6 +57,7 @@ async function openSource(path: string): Promise<{ img: Image; close: () => void
   }
 }
 
+/** `qbm bitmap`: the actions' edits, in order, planned and written in one commit. */
 export async function cmdBitmap(p: Parsed, path: string, name: string): Promise<number> {
   const g = one(p, 'granularity')
   const sourceImage = one(p, 'source-image')
@@ -87,6 +88,7 @@ export async function cmdBitmap(p: Parsed, path: string, name: string): Promise<
   }
 }
 
+/** `qbm repair`: one repair, planned and written. */
 export async function cmdRepair(p: Parsed, path: string): Promise<number> {
   const modes = (['drop-all-bitmaps', 'fix-autoclear', 'retrust'] as const).filter((m) => has(p, m))
   if (modes.length !== 1) throw new UsageError('repair needs exactly one of --drop-all-bitmaps, --fix-autoclear, --retrust')

@@ -14,8 +14,10 @@ export interface EditSources {
   ranges?(id: number): Float64Array | undefined | Promise<Float64Array | undefined>
 }
 
+/** The repairs (docs/format.md §8 "recover"): planned on their own, never with edits. */
 export type Repair = 'drop-all-bitmaps' | 'fix-autoclear' | 'retrust'
 
+/** One write of a plan. */
 export interface PlannedWrite {
   offset: number
   data: Uint8Array
@@ -40,6 +42,7 @@ export interface Plan {
   warnings: string[]
 }
 
+/** How to plan. */
 export interface PlanOptions {
   /** edit even though consistent bitmaps are marked in use (the image may be open in QEMU) */
   force?: boolean

@@ -29,14 +29,18 @@ export type { HeatData, HeatSlot } from './heat.js'
 export type { BitmapStats } from './scans.js'
 export type { SortKey } from './view.js'
 
+/** The whole state: every slice's fields. */
 export interface AppState extends OpenState, ViewState, HeatState, ExtentsState, ScansState, JobsState, ErrorsState, ReviewState,
   RecentState, AnalysisState, HostState, MapState {}
 
+/** Every slice's actions. */
 export interface AppActions extends OpenActions, ViewActions, HeatActions, ExtentsActions, ScansActions, JobsActions, ErrorsActions,
   ReviewActions, RecentActions, AnalysisActions, HostActions, MapActions {}
 
+/** The store (zustand vanilla). */
 export type AppStore = StoreApi<AppState & AppActions>
 
+/** What the store is made with: the engine client and the page's platform pieces (replaced in tests). */
 export interface StoreDeps {
   client: EngineClient
   recent?: RecentFiles
@@ -82,6 +86,7 @@ function keepAcrossImages(s: AppState): Partial<AppState> {
   }
 }
 
+/** The app's store, its slices wired together. */
 export function createAppStore(deps: StoreDeps): AppStore {
   const { client } = deps
   let map: ReturnType<typeof createMapSlice> | undefined

@@ -28,6 +28,7 @@ export interface Refreshes {
   checkpoints(): void
 }
 
+/** The shared context every slice is created with. */
 export interface StoreContext {
   get(): AppState & AppActions
   set(p: Partial<AppState>): void

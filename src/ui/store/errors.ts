@@ -1,6 +1,7 @@
 /** The store's errors and notices: the last error with what we were doing, and a one-line notice. */
 import type { ErrorInfo } from '../../session/api.js'
 
+/** The last error, with what the page was doing. */
 export interface AppError {
   /** what we were doing, e.g. "Opening disk.qcow2" */
   context: string

@@ -13,6 +13,7 @@ export const EXTENT_PAGE = 256
 /** Extent pages kept in memory before the oldest are dropped. */
 const MAX_PAGES = 400
 
+/** The extents the list shows: numbers first .. first+count-1 of a bitmap's extents. */
 export interface ExtentList {
   bitmapIndex: number
   mode: 'view' | 'all'

@@ -8,8 +8,10 @@ import type { StoreContext } from './context.js'
 import { isAbort } from './errors.js'
 import { latestRefresh } from './latest.js'
 
+/** A heatmap pane: the selected bitmap, or the compared one. */
 export type HeatSlot = 'primary' | 'compare'
 
+/** Heat cells of one pane and what they were fetched for. */
 export interface HeatData {
   bitmapIndex: number
   /** the store view these cells were fetched for */

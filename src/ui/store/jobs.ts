@@ -3,8 +3,10 @@
  * plan, commit, analysis, host), with progress and a Cancel that aborts its signal.
  */
 
+/** What a job is doing (the job bar's icon and wording). */
 export type JobKind = 'open' | 'scan' | 'sha256' | 'export' | 'plan' | 'commit' | 'analysis' | 'host'
 
+/** A running job, with its progress. */
 export interface Job {
   id: number
   kind: JobKind

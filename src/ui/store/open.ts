@@ -14,6 +14,7 @@ import type { BitmapStats } from './scans.js'
 /** How an image came in ('launch': the operating system opened it with the installed app). */
 export type HowOpened = 'drop' | 'picker' | 'input' | 'demo' | 'recent' | 'host' | 'launch'
 
+/** The image shown, as the page knows it. */
 export interface OpenImage {
   name: string
   /** edits can be written back (a FileSystemFileHandle in the browser, `--write` on a host) */

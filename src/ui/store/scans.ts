@@ -7,6 +7,7 @@ import type { ErrorInfo } from '../../session/api.js'
 import type { StoreContext } from './context.js'
 import { errorInfo, isAbort } from './errors.js'
 
+/** Where a bitmap's scan is. */
 export type ScanState =
   | { status: 'idle' }
   | { status: 'scanning' }
@@ -14,6 +15,7 @@ export type ScanState =
   | { status: 'cancelled' }
   | { status: 'error'; error: ErrorInfo }
 
+/** What the page knows of a bitmap's data: its scan, its SHA-256. */
 export interface BitmapStats {
   scan: ScanState
   sha256?: string

@@ -7,6 +7,7 @@ import type { Extent } from '../../session/api.js'
 import { type View, clampView, fullView, panView, viewAround, viewSpan, zoomView } from '../heatmap/geometry.js'
 import type { StoreContext } from './context.js'
 
+/** The bitmap table's sort column. */
 export type SortKey = 'index' | 'name' | 'granularity' | 'enabled' | 'status' | 'dirty' | 'tableSize'
 
 /** The view fields of the app state. */
