@@ -14,8 +14,7 @@
  *       + writing it to /dev/null. The bench subtracts these to split the whole process's time.
  */
 import { NodeFileDevice } from '../src/io/node-file.js'
-import { BitmapReader, describeImage, extentsInRange, findBitmap, heatmap, openImage } from '../src/engine/index.js'
-import { snapView } from '../src/engine/analysis/heatmap.js'
+import { BitmapReader, describeImage, extentsInRange, findBitmap, heatRequest, heatmap, openImage } from '../src/engine/index.js'
 import { Prng, median, max } from './util.js'
 import { openSync } from 'node:fs'
 import { MapWriter, fdSink } from '../src/cli/commands/map.js'
@@ -161,8 +160,9 @@ async function scan(path: string, name: string, runs: number, views: number, see
     // 4096 granules, starts at arbitrary (unaligned) byte offsets; view 0 is the whole disk.
     // Two independent sets of views (fresh random views each, so neither profits from blocks the
     // other cached): the views as asked ("exact"), and the same distribution passed through
-    // snapView (analysis/heatmap.ts), which puts a view on the block grid when a cell spans at
-    // least one block and leaves deeper zooms as asked (what the UI is to show; see README).
+    // heatRequest (analysis/heat-request.ts: the page's request for a 4096-pixel heatmap), which
+    // puts a view on the block grid when a pixel spans at least one block and leaves deeper zooms
+    // as asked (what the UI shows; see README).
     const r = reader!
     const g = r.granularity
     const zoomSet = async (rngSeed: number, how: 'exact' | 'snapped'): Promise<Array<{ start: number; length: number; ms: number; snapped: boolean }>> => {
@@ -178,9 +178,10 @@ async function scan(path: string, name: string, runs: number, views: number, see
         }
         let end = start + length
         let snapped = false
+        let cells = 4096
         const t = performance.now()
-        if (how === 'snapped') ({ start, end, snapped } = snapView(start, end, 4096, g, L))
-        await heatmap(r, start, end, 4096)
+        if (how === 'snapped') ({ start, end, cells, snapped } = heatRequest({ start, end }, 4096, g))
+        await heatmap(r, start, end, cells)
         out.push({ start, length: end - start, ms: performance.now() - t, snapped })
       }
       return out

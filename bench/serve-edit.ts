@@ -18,7 +18,7 @@
  */
 import { mkdirSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import type { EditRequest } from '../src/session/api.js'
+import type { Edit } from '../src/session/api.js'
 import { type ServeProcess, type SocketClient, connectClient, startServe } from '../src/test-support/serve.js'
 import { GiB, Prng, log, median, run, timed } from './util.js'
 
@@ -71,7 +71,7 @@ function killWriter(path: string): void {
 }
 
 /** Plan and commit through the server, timed from the plan request to the commit's answer. */
-async function serverEdit(c: SocketClient, edits: EditRequest[], force = false): Promise<number> {
+async function serverEdit(c: SocketClient, edits: Edit[], force = false): Promise<number> {
   const t = performance.now()
   const review = await c.api.planEdits({ edits, ...(force ? { force } : {}) })
   await c.api.commitPlan(review.planId)

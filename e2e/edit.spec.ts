@@ -65,6 +65,10 @@ test('without a file picker: open read-only through the file input, edit, and do
   await changes.getByRole('button', { name: 'Stage rename' }).click()
   await select(page, 'weekly')
   await changes.getByRole('button', { name: 'Disable' }).click()
+  await changes.getByRole('button', { name: 'Copy…' }).click()
+  await changes.getByLabel(/to a new bitmap named/).fill('weekly-copy')
+  await changes.getByRole('button', { name: 'Stage copy' }).click()
+  await expect(changes.getByRole('list', { name: 'Pending changes' }).getByRole('listitem').nth(2)).toContainText("Copy 'weekly' to a new bitmap 'weekly-copy'")
   await changes.getByRole('button', { name: 'Review and save…' }).click()
   const dialog = page.getByRole('dialog', { name: /Review changes/ })
   await expect(dialog.getByRole('button', { name: 'Write to file' })).toHaveCount(0)
@@ -76,8 +80,10 @@ test('without a file picker: open read-only through the file input, edit, and do
   expect(qemuBitmaps(out)).toEqual([
     { name: 'daily-renamed', granularity: 65536, flags: ['auto'] },
     { name: 'weekly', granularity: 1 * MiB, flags: [] },
+    { name: 'weekly-copy', granularity: 1 * MiB, flags: [] },
   ])
   expect(nbdDirty(out, 'daily-renamed')).toEqual(nbdDirty(image, 'daily'))
+  expect(nbdDirty(out, 'weekly-copy')).toEqual(nbdDirty(image, 'weekly'))
   sh(`qemu-img compare -f qcow2 -F qcow2 ${image} ${out}`)
   // The original is untouched.
   expect(qemuBitmaps(image).map((b) => b.name)).toEqual(['daily', 'weekly'])
@@ -106,18 +112,8 @@ test('a refused change is explained with the engine\'s words and nothing is writ
 test('an image that fails its check is refused before anything is written, with the check\'s words', async ({ page }) => {
   const image = makeImage(dir.path, 'corrupt.qcow2', { size: '16M', bitmaps: [{ name: 'a' }], writes: [[0, 64 * KiB]] })
   // Zero the refcount of the L1 table's cluster: qemu-img check reports a corruption (exit 2).
-  const { readFileSync, writeFileSync: write } = await import('node:fs')
-  const { MemoryDevice } = await import('../src/io/memory.js')
-  const { openImage } = await import('../src/engine/index.js')
-  const { loadRefcounts, setRefcountEntry } = await import('../src/engine/qcow2/refcount.js')
-  const bytes = new Uint8Array(readFileSync(image))
-  const img = await openImage(new MemoryDevice(bytes))
-  const h = img.header
-  const rc = await loadRefcounts(img.device, h)
-  const c = h.l1TableOffset / h.clusterSize
-  const block = rc.reftable[Math.floor(c / rc.entriesPerBlock)]!
-  setRefcountEntry(bytes.subarray(block, block + h.clusterSize), h.refcountOrder, c % rc.entriesPerBlock, 0)
-  write(image, bytes)
+  const { setClusterRefcount } = await import('../src/test-support/edit-images.js')
+  await setClusterRefcount(image, (h) => h.l1TableOffset / h.clusterSize, 0)
   expect(qemuCheck(image).code).toBe(2)
   const before = sh(`sha256sum ${image}`)
 

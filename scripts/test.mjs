@@ -1,5 +1,6 @@
 // `npm test`: everything. Installs what it needs (npm dependencies; on Debian as root the apt
-// packages qemu-utils libnbd-bin qemu-system-x86 chromium), then type-checks, runs the unit and
+// packages qemu-utils libnbd-bin qemu-system-x86 chromium), then type-checks, checks the layer
+// boundaries (dependency-cruiser: .dependency-cruiser.cjs), runs the unit and
 // interop suites (Vitest, against the live QEMU tools) and the browser suite (Playwright with
 // Debian's Chromium). A missing tool fails the run; nothing is skipped silently.
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
@@ -17,6 +18,7 @@ process.env.PLAYWRIGHT_JSON_OUTPUT_NAME = playwrightJson
 const steps = [
   ['type check', 'npx', ['tsc', '-p', 'tsconfig.json']],
   ['type check (engine: no DOM, no Node)', 'npx', ['tsc', '-p', 'tsconfig.engine.json']],
+  ['layer boundaries (dependency-cruiser)', 'npx', ['depcruise', 'src', 'bench', 'e2e', '--config', '.dependency-cruiser.cjs']],
   ['build CLI', 'node', ['scripts/build-cli.mjs']],
   // before Vitest: the qbm serve tests serve the built app
   ['build app', 'npx', ['vite', 'build', '--logLevel', 'warn']],

@@ -41,6 +41,28 @@ describe('qbm checkpoints', () => {
       t.cleanup()
     }
   })
+  it('adds its own commands to the engine\'s plain-words fixes, and asks for --disk when it cannot tell the disk', () => {
+    const img = join(TESTDATA, 'images', 'in-use-mixed.qcow2')
+    const info = JSON.parse(qemuImg(['info', '--output=json', '-U', img]).stdout)
+    const inUse = (info['format-specific'].data.bitmaps as Array<{ name: string; flags: string[] }>).find((b) => b.flags.includes('in-use'))!.name
+    const t = tempDir()
+    try {
+      const f = join(t.path, 'cp.xml')
+      writeFileSync(f, cpXml('cp2', 2, `<disk name='vda' checkpoint='bitmap' bitmap='${inUse}'/>`))
+      const human = qbm(['checkpoints', img, '--libvirt-xml', f])
+      expect(human.stdout).toContain(`(qbm bitmap --clear-in-use=dirty --force ${img} ${inUse})`)
+      const json = JSON.parse(qbm(['checkpoints', img, '--libvirt-xml', f, '--output=json']).stdout)
+      expect(json.findings[0].fix).not.toMatch(/--|qbm /) // the engine's words name no tool
+      // Two disks with bitmaps, neither this file: the engine refuses to guess, the CLI names its flag.
+      const g = join(t.path, 'two.xml')
+      writeFileSync(g, `<domaincheckpoint><name>c</name><disks><disk name='vda' checkpoint='bitmap' bitmap='x'/><disk name='vdb' checkpoint='bitmap' bitmap='y'/></disks></domaincheckpoint>`)
+      const two = qbm(['checkpoints', img, '--libvirt-xml', g])
+      expect(two.code).toBe(1)
+      expect(two.stderr).toMatch(/cannot tell which disk this image is \(vda, vdb\): name it with --disk/)
+    } finally {
+      t.cleanup()
+    }
+  })
   it('names the bad file when the XML is not a checkpoint', () => {
     const t = tempDir()
     try {

@@ -178,6 +178,23 @@ describe('qbm bitmap: -g only with --add', () => {
   })
 })
 
+describe('qbm bitmap --copy NEW (qbm\'s own)', () => {
+  it('makes a new bitmap with the source\'s granularity, flags and bits; qemu-img info lists it; later actions stay on BITMAP', async () => {
+    const w = fresh()
+    ok(w, ['bitmap', '--copy', 'b2', '--enable', w.name, 'b'])
+    const b2 = await get(w.path, 'b2')
+    expect(b2).toEqual({ granularity: 512, flags: [], extents: [{ offset: 20 * MiB, length: 512 }] })
+    expect((await get(w.path, 'b'))!.flags).toEqual(['auto'])
+    expect(qemuInfo(w.path).bitmaps.find((x) => x.name === 'b2')).toEqual({ name: 'b2', granularity: 512, flags: [] })
+  })
+  it('a taken name, a missing source and a missing value are refused', () => {
+    const w = fresh()
+    refused(w, ['bitmap', '--copy', 'c', w.name, 'a'], /Operation copy on bitmap a \(new name 'c'\) failed: Bitmap already exists: c/)
+    refused(w, ['bitmap', '--copy', 'x', w.name, 'nope'], /Dirty bitmap 'nope' not found/)
+    refused(w, ['bitmap', w.name, 'a', '--copy'], /needs a value/)
+  })
+})
+
 describe('qbm bitmap: -b with --merge', () => {
   it('--merge SRC -b IMAGE merges from another image of the same size', async () => {
     const w = fresh()

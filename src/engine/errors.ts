@@ -35,7 +35,7 @@ export type ConstraintCode =
   | 'bitmaps-in-use' | 'image-check-failed' | 'bitmap-metadata-broken' | 'bitmap-metadata-invalid' | 'bitmaps-untrusted'
   | 'image-not-editable' | 'refcounts-damaged' | 'bitmap-not-found' | 'name-taken' | 'name-invalid'
   | 'granularity-invalid' | 'disk-empty' | 'bitmap-inconsistent' | 'bitmap-not-in-use' | 'stored-bits-unusable'
-  | 'limit-exceeded' | 'size-mismatch' | 'source-unusable' | 'nothing-to-repair' | 'invalid-edit' | 'ConstraintError'
+  | 'limit-exceeded' | 'size-mismatch' | 'source-unusable' | 'nothing-to-repair' | 'invalid-edit' | 'disk-ambiguous' | 'ConstraintError'
 
 /**
  * The code of every engine error: the class name where the class says it all (a FormatError is

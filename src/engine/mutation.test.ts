@@ -233,6 +233,9 @@ async function sources(): Promise<Source[]> {
   return out
 }
 
+/** The byte ranges of the set-ranges edits. */
+const TEST_RANGES = new Float64Array([0, 65536, 2 ** 20, 2 ** 21])
+
 /** A random edit (or repair) for this image, built from its bitmaps' names. */
 function pickEdit(img: Image, rng: Rng): { edit?: Edit; repair?: Repair; what: string } {
   const names = img.bitmaps.map((b) => b.name)
@@ -247,11 +250,11 @@ function pickEdit(img: Image, rng: Rng): { edit?: Edit; repair?: Repair; what: s
     case 4: return e({ op: 'rename', name, newName: `${name}-r` })
     case 5: return e({ op: 'clear-in-use', name, mode: rng.pick(['keep', 'dirty', 'empty'] as const) })
     case 6: return e({ op: 'merge', name, source: names.length ? rng.pick(names) : 'none' })
-    case 7: return e({ op: 'set-ranges', name, ranges: new Float64Array([0, 65536, 2 ** 20, 2 ** 21]), what: 'test ranges' })
+    case 7: return e({ op: 'set-ranges', name, resultId: 0, what: 'test ranges' })
     case 8: return { repair: 'drop-all-bitmaps', what: 'repair drop-all-bitmaps' }
     case 9: return { repair: 'retrust', what: 'repair retrust' }
     case 10: return { repair: 'fix-autoclear', what: 'repair fix-autoclear' }
-    default: return e({ op: 'add', name: `m${rng.int(100)}` })
+    default: return e({ op: 'copy', name, newName: `c${rng.int(100)}` })
   }
 }
 
@@ -296,7 +299,7 @@ async function exerciseWrite(bytes: Uint8Array, rng: Rng): Promise<WriteOutcome>
     what = pick.what
     let plan: Plan
     try {
-      const opts = { signal, force: rng.bool(0.5) }
+      const opts = { signal, force: rng.bool(0.5), sources: { ranges: () => TEST_RANGES } }
       plan = pick.repair ? await planRepair(img, pick.repair, opts) : await planEdits(img, [pick.edit!], opts)
     } catch (e) {
       if (!isEngineError(e)) throw e

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Edit, type Image, type Plan, openImage, planEdits, planWriteCount } from '../engine/index.js'
 import { MemoryDevice } from '../io/memory.js'
-import type { EditRequest, ErrorInfo } from '../session/api.js'
+import type { ErrorInfo } from '../session/api.js'
 import { EDGE_EDITS, type EditImageSpec, buildImage, edgeSpec, planAddsRefblock, randomWrites } from '../test-support/edit-images.js'
 import { type QbmState, checkImage, qbmState, qemuInfo } from '../test-support/edit-oracle.js'
 import { connectClient, startServe } from '../test-support/serve.js'
@@ -32,7 +32,7 @@ beforeAll(() => { for (const t of ['qemu-img', 'qemu-io', 'strace']) requireTool
 interface ServeCrashCase {
   label: string
   spec: (plan: (img: Image) => Promise<Plan>) => EditImageSpec
-  edits: Edit[] & EditRequest[]
+  edits: Edit[]
   force?: boolean
   expectPlan?: (plan: Plan) => void
 }
@@ -71,7 +71,7 @@ function comparable(s: QbmState): string {
 }
 
 /** Serve `dir` with --write under `wrap`, and commit `edits` to its one image as the page would. */
-async function serveAndCommit(dir: string, wrap: string[], edits: EditRequest[], force: boolean): Promise<{ writeCount: number; commitError?: ErrorInfo; exit: { code: number | null; signal: NodeJS.Signals | null } }> {
+async function serveAndCommit(dir: string, wrap: string[], edits: Edit[], force: boolean): Promise<{ writeCount: number; commitError?: ErrorInfo; exit: { code: number | null; signal: NodeJS.Signals | null } }> {
   const s = await startServe(['--write', '--listen', '127.0.0.1:0', dir], { wrap })
   let writeCount = -1
   let commitError: ErrorInfo | undefined

@@ -41,6 +41,7 @@ describe('checkRequest refuses', () => {
     ['an extent page of 2^25', q('extentPage', [0, 0, 2 ** 25]), /extentPage: /],
     ['an edit of an unknown op', q('planEdits', [{ edits: [{ op: 'format', name: 'x' }] }]), /planEdits: /],
     ['an edit with an extra field', q('planEdits', [{ edits: [{ op: 'remove', name: 'x', path: '/x' }] }]), /planEdits: /],
+    ['a copy without its new name', q('planEdits', [{ edits: [{ op: 'copy', name: 'x' }] }]), /planEdits: /],
     ['257 edits', q('planEdits', [{ edits: new Array(257).fill({ op: 'remove', name: 'x' }) }]), /planEdits: /],
     ['an empty bitmap name', q('planEdits', [{ edits: [{ op: 'add', name: '' }] }]), /planEdits: /],
     ['a granularity below 512', q('planEdits', [{ edits: [{ op: 'add', name: 'x', granularity: 256 }] }]), /planEdits: /],
@@ -76,6 +77,7 @@ describe('checkRequest passes', () => {
     ['heatmap', [0, 0, 2 ** 40, 4096, 9]],
     ['planEdits', [{ edits: [{ op: 'add', name: 'n', granularity: 65536 }, { op: 'merge', name: 'n', source: 'a' }] }, 2]],
     ['planEdits', [{ edits: [], repair: 'retrust' }]],
+    ['planEdits', [{ edits: [{ op: 'copy', name: 'a', newName: 'a2' }, { op: 'set-ranges', name: 'a2', resultId: 3, what: 'a ∖ b' }, { op: 'merge', name: 'a', source: 's', sourceImageId: 2 }] }]],
     ['commitPlan', [1, 5]],
     ['cancel', [7]],
   ])('%s %j, padding left-out optional arguments', (m, a) => {

@@ -5,7 +5,7 @@
  * else with an error naming the argument.
  */
 import { z } from 'zod'
-import type { EngineApi } from '../session/api.js'
+import type { Edit, EngineApi } from '../session/api.js'
 
 const index = z.number().int().min(0).max(1 << 20)
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -30,8 +30,13 @@ const edit = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('merge'), name, source: name, sourceImageId: id.optional() }),
   z.strictObject({ op: z.literal('rename'), name, newName: name }),
   z.strictObject({ op: z.literal('clear-in-use'), name, mode: z.enum(['keep', 'dirty', 'empty']) }),
-  z.strictObject({ op: z.literal('set-ranges'), name, algebraId: id, what: z.string().max(4096) }),
+  z.strictObject({ op: z.literal('set-ranges'), name, resultId: id, what: z.string().max(4096) }),
+  z.strictObject({ op: z.literal('copy'), name, newName: name }),
 ])
+/** The schema is the API's Edit, neither more nor less: a new edit kind fails the type check until it has a row above. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+const EDIT_SCHEMA_IN_STEP: Same<z.infer<typeof edit>, Edit> = true
+void EDIT_SCHEMA_IN_STEP
 const planRequest = z.strictObject({ edits: z.array(edit).max(256), repair: repair.optional(), force: z.boolean().optional() })
 const checkpointFile = z.strictObject({ name: z.string().max(4096), text: z.string().max(4 << 20) })
 

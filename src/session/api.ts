@@ -74,20 +74,17 @@ export interface ExtentWindow {
 }
 
 /**
- * One edit as plain data: the engine's Edit, with the image to merge from (when it is not the
- * current one) named by its id in the open set.
+ * One edit as plain data: the engine's Edit, the same from the page to the planner. A merge from
+ * another open image names it by its id in the open set (`sourceImageId`); a set-ranges edit
+ * names a comparison kept by the session by `algebra()`'s id (`resultId`).
  */
-export type EditRequest =
-  | Exclude<Edit, { op: 'merge' } | { op: 'set-ranges' }>
-  | { op: 'merge'; name: string; source: string; sourceImageId?: number }
-  /** set the granules of a bitmap-algebra result kept in the worker (`algebra()`'s id) */
-  | { op: 'set-ranges'; name: string; algebraId: number; what: string }
+export type { ClearInUseMode, Edit } from '../engine/index.js'
 
 export type RepairMode = Repair
 
 /** What to plan: edits applied in order, or one repair. */
 export interface PlanRequest {
-  edits: EditRequest[]
+  edits: Edit[]
   repair?: RepairMode
   /** plan even though bitmaps are in use (the user confirmed no VM has the image open) */
   force?: boolean

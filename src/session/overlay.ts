@@ -4,8 +4,8 @@
  * covers. Also the bytes each layer of the backing chain provides (by qemu-img map's depth).
  * Pure: the worker feeds it the engine's AllocationMap runs and extents.
  */
-import type { AbortSignalLike, AllocRun, Extent } from '../engine/index.js'
-import { AbortError } from '../engine/index.js'
+import type { AbortSignalLike, AllocKind, AllocRun, Extent } from '../engine/index.js'
+import { AbortError, kindOf } from '../engine/index.js'
 
 /** Bytes per cell; all arrays have one entry per cell. */
 export interface OverlayCells {
@@ -19,12 +19,6 @@ export interface OverlayCells {
   cleanData: Float64Array
   /** per chain depth (0 = this image): bytes whose allocation (data or zero) comes from that layer */
   layers: Float64Array[]
-}
-
-export type AllocKindName = 'data' | 'zero' | 'unallocated'
-
-function kindOfRun(r: AllocRun): AllocKindName {
-  return r.data ? 'data' : r.present ? 'zero' : 'unallocated'
 }
 
 /** Adds byte ranges, in increasing order, to the cells between `boundaries`. */
@@ -79,7 +73,7 @@ export async function overlayCells(
     dirtyData: new Float64Array(cells), dirtyZero: new Float64Array(cells), dirtyUnallocated: new Float64Array(cells),
     cleanData: new Float64Array(cells), layers: [],
   }
-  const dirtyArr: Record<AllocKindName, Float64Array> = { data: out.dirtyData, zero: out.dirtyZero, unallocated: out.dirtyUnallocated }
+  const dirtyArr: Record<AllocKind, Float64Array> = { data: out.dirtyData, zero: out.dirtyZero, unallocated: out.dirtyUnallocated }
   const adder = new CellAdder(boundaries)
   const layerAdder = new CellAdder(boundaries)
   const di = iterate(dirty)[Symbol.asyncIterator]()
@@ -89,7 +83,7 @@ export async function overlayCells(
     if ((++n & 1023) === 0 && signal?.aborted) throw new AbortError()
     const s = r.start
     const e = r.start + r.length
-    const kind = kindOfRun(r)
+    const kind = kindOf(r)
     if (r.present) {
       while (out.layers.length <= r.depth) out.layers.push(new Float64Array(cells))
       layerAdder.add(out.layers[r.depth]!, s, e)

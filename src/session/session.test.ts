@@ -164,6 +164,37 @@ describe('engine session (no worker, no transport)', () => {
     s.dispose(); t.dispose()
   })
 
+  it('resolves what edits name by id: another open image (merge) and a comparison (set-ranges); the plan says what each does', async () => {
+    copyFileSync(join(IMAGES, 'cs64k-basic.qcow2'), join(dir.path, 'twin.qcow2'))
+    const h = dirHost(dir.path)
+    const s = new EngineSession(h, () => undefined)
+    const set = await s.openSet([host('twin.qcow2'), host('cs64k-basic.qcow2')])
+    await s.activate(1)
+    const cmp = await s.algebra({ image: 1, bitmap: 0 }, { image: 2, bitmap: 0 }, 'union')
+    expect(set.images).toHaveLength(2)
+    const review = await s.planEdits({
+      edits: [
+        { op: 'add', name: 'u', granularity: 65536, disabled: true },
+        { op: 'set-ranges', name: 'u', resultId: cmp.id, what: 'b0 ∪ b0' },
+        { op: 'merge', name: 'u', source: 'b0', sourceImageId: 2 },
+        { op: 'copy', name: 'u', newName: 'u2' },
+      ],
+    })
+    expect(review.summary[1]).toMatch(/^Set in 'u' every granule dirty in b0 ∪ b0 .*\. \d.* in \d+ ranges?\.$/)
+    expect(review.summary[2]).toBe("Merge 'b0' (from another open image) into 'u': every granule dirty in either becomes dirty in 'u'.")
+    expect(review.result.map((b) => b.name)).toEqual(['b0', 'u', 'u2'])
+    await s.commitPlan(review.planId)
+    const file = join(dir.path, 'twin.qcow2')
+    expect(qemuImgCheck(file)).toBe(0)
+    expect(nbdDirtyExtents(file, 'u')).toEqual(nbdDirtyExtents(file, 'b0'))
+    expect(nbdDirtyExtents(file, 'u2')).toEqual(nbdDirtyExtents(file, 'b0'))
+    expect(nbdDirtyExtents(file, 'b0').length).toBeGreaterThan(0)
+    // An id nothing is known by is refused, and nothing is planned.
+    await expect(s.planEdits({ edits: [{ op: 'set-ranges', name: 'b0', resultId: 99, what: 'x' }] })).rejects.toThrow(/comparison is gone/)
+    await expect(s.planEdits({ edits: [{ op: 'merge', name: 'b0', source: 'b0', sourceImageId: 9 }] })).rejects.toThrow(/image 9 is not open/)
+    s.dispose()
+  })
+
   it('a host that refuses edits refuses the plan and the commit, and writes nothing', async () => {
     const file = join(dir.path, 'in-use-killed.qcow2')
     const before = readFileSync(file)

@@ -6,20 +6,16 @@
  */
 import {
   type AbortSignalLike, type Extent, type Image, type Plan,
-  AbortError, AllocationMap, ConstraintError, bitmapSha256, cellBoundaries, combineExtents, describeImage,
-  extentPage, extentsInRange, heatmap, heatmapFromExtents, heatmapSoFar, openImage, parseCheckpointXml, planEdits, planRepair,
-  splitByAllocation, type Edit, type Checkpoint,
+  type BitmapReader, AbortError, AllocationMap, ConstraintError, kindOf, readable, readerFor, bitmapSha256, cellBoundaries, combineExtents, describeImage,
+  extentIndexAt, extentPage, extentWindow, extentsInRange, heatmap, heatmapFromExtents, heatmapSoFar, openImage, parseCheckpointXml, planEdits, planRepair,
+  splitByAllocation, type Checkpoint, type EditSources,
 } from '../engine/index.js'
-// Not (yet) on the engine's public surface; the CLI imports them the same way.
-import { readable, readerFor } from '../engine/describe.js'
-import type { BitmapReader } from '../engine/qcow2/bitmaps/data.js'
 import type {
-  CheckpointView, EditRequest, EngineApi, Estimate, HeatmapPreview, HostInfo, ImageEntry, OpenResult, OpenSetResult, OpenSource,
-  OverlayResult, PlanReview, ScanResult, SplitRow,
+  CheckpointView, EngineApi, Estimate, HeatmapPreview, HostInfo, ImageEntry, OpenResult, OpenSetResult, OpenSource,
+  OverlayResult, PlanRequest, PlanReview, ScanResult, SplitRow,
 } from './api.js'
 import { checkpointView } from './checkpoint-view.js'
 import { exportBytes } from './export.js'
-import { extentIndexAt, extentWindowOf } from './extent-index.js'
 import { ExtentStore } from './extent-store.js'
 import type { OpenedSource, SessionHost } from './host.js'
 import { JobRegistry, type ProgressSink } from './jobs.js'
@@ -190,26 +186,21 @@ export class EngineSession implements EngineApi {
     return p
   }
 
-  /** An edit request as the engine's Edit: a merge source in another open image becomes that Image. */
-  private toEdit(e: EditRequest): Edit {
-    if (e.op === 'merge') {
-      if (e.sourceImageId !== undefined) {
-        const src = this.byId(e.sourceImageId)
-        if (src !== this.cur()) return { op: 'merge', name: e.name, source: e.source, sourceImage: src.image }
-      }
-      return { op: 'merge', name: e.name, source: e.source }
+  /** What the edits name by id: the open images (a merge's source) and the comparisons (set-ranges). */
+  private editSources(): EditSources {
+    return {
+      image: (id) => this.byId(id).image,
+      ranges: (id) => {
+        const st = this.algebraResult(id)
+        const ranges = new Float64Array(2 * st.count)
+        for (let i = 0; i < st.count; i++) {
+          const x = st.at(i)
+          ranges[2 * i] = x.offset
+          ranges[2 * i + 1] = x.offset + x.length
+        }
+        return ranges
+      },
     }
-    if (e.op === 'set-ranges') {
-      const st = this.algebraResult(e.algebraId)
-      const ranges = new Float64Array(2 * st.count)
-      for (let i = 0; i < st.count; i++) {
-        const x = st.at(i)
-        ranges[2 * i] = x.offset
-        ranges[2 * i + 1] = x.offset + x.length
-      }
-      return { op: 'set-ranges', name: e.name, ranges, what: e.what }
-    }
-    return e
   }
 
   // ---- EngineApi ----------------------------------------------------------------------------
@@ -289,7 +280,7 @@ export class EngineSession implements EngineApi {
   }
 
   extentWindow(bitmapIndex: number, from: number, to: number): Promise<{ first: number; count: number }> {
-    return this.jobs.run(undefined, () => extentWindowOf(this.reader(bitmapIndex), from, to))
+    return this.jobs.run(undefined, () => extentWindow(this.reader(bitmapIndex), from, to))
   }
 
   extentsInRange(bitmapIndex: number, from: number, to: number, limit: number): Promise<Extent[]> {
@@ -341,7 +332,7 @@ export class EngineSession implements EngineApi {
       let k = 0
       for await (const r of map.runs(rows[0]!.offset, last.offset + last.length, signal)) {
         const end = r.start + r.length
-        const kind = r.data ? 'data' : r.present ? 'zero' : 'unallocated'
+        const kind = kindOf(r)
         while (k < rows.length && rows[k]!.offset + rows[k]!.length <= r.start) k++
         for (let j = k; j < rows.length && rows[j]!.offset < end; j++) {
           const e = rows[j]!
@@ -422,7 +413,7 @@ export class EngineSession implements EngineApi {
     })
   }
 
-  planEdits(request: { edits: EditRequest[]; repair?: 'drop-all-bitmaps' | 'fix-autoclear' | 'retrust'; force?: boolean }, jobId?: number): Promise<PlanReview> {
+  planEdits(request: PlanRequest, jobId?: number): Promise<PlanReview> {
     return this.jobs.run(jobId, async (signal) => {
       const refused = this.host.editsRefused?.()
       if (refused) throw new ConstraintError(refused)
@@ -433,7 +424,7 @@ export class EngineSession implements EngineApi {
       const opts = { ...sig(signal), ...(p ? { onProgress: p } : {}) }
       const plan = request.repair
         ? await planRepair(s.image, request.repair, opts)
-        : await planEdits(s.image, request.edits.map((e) => this.toEdit(e)), { force: request.force === true, ...opts })
+        : await planEdits(s.image, request.edits, { force: request.force === true, sources: this.editSources(), ...opts })
       const planId = ++this.planSeq
       s.plans.set(planId, plan)
       const writes = [...plan.writes, plan.header, ...plan.frees]

@@ -8,8 +8,8 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { type Image, openImage } from '../engine/index.js'
-import { loadRefcounts } from '../engine/qcow2/refcount.js'
+import { type Header, type Image, openImage } from '../engine/index.js'
+import { loadRefcounts, setRefcountEntry } from '../engine/qcow2/refcount.js'
 import { MemoryDevice } from '../io/memory.js'
 import { type Extent, mustTool, tool, writesToExtents } from './edit-oracle.js'
 import { Rng } from './prng.js'
@@ -211,6 +211,21 @@ export function setAutoclearBit0(path: string, on: boolean): void {
   const b = new Uint8Array(readFileSync(path))
   b[95] = on ? b[95]! | 1 : b[95]! & ~1
   writeFileSync(path, b)
+}
+
+/**
+ * Set the stored refcount of one cluster of a file in place (`pick` chooses it from the header):
+ * a corruption `qemu-img check` reports, for tests of the edit gate.
+ */
+export async function setClusterRefcount(path: string, pick: (h: Header) => number, value: number): Promise<void> {
+  const bytes = new Uint8Array(readFileSync(path))
+  const img = await openImage(new MemoryDevice(bytes))
+  const h = img.header
+  const rc = await loadRefcounts(img.device, h)
+  const c = pick(h)
+  const block = rc.reftable[Math.floor(c / rc.entriesPerBlock)]!
+  setRefcountEntry(bytes.subarray(block, block + h.clusterSize), h.refcountOrder, c % rc.entriesPerBlock, value)
+  writeFileSync(path, bytes)
 }
 
 /** The model of a bitmap list as qemu-img info prints it (sorted by name). */

@@ -65,6 +65,11 @@ export function applyModel(pre: ModelState[], edits: ModelEdit[], ctx: ModelCont
         else b.extents = clip(b.extents, ctx.L)
         break
       }
+      case 'copy': {
+        const s = get(e.name)
+        list.push({ name: e.newName, granularity: s.granularity, flags: [...s.flags], extents: s.extents.map((x) => ({ ...x })), changed: true })
+        break
+      }
       case 'merge': {
         const t = get(e.name)
         const srcList = e.sourceKey ? ctx.sources?.[e.sourceKey] : list

@@ -220,5 +220,3 @@ export function createEngineClient(transport: Transport, opts: ClientOptions = {
   }
 }
 
-/** EngineApi's method names, for transports that must check what they carry. */
-export type EngineMethod = keyof EngineApi

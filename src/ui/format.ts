@@ -1,22 +1,11 @@
 /**
  * Number formatting for the UI: human sizes in binary units with exact bytes, hex offsets,
- * percentages. Same conventions as the engine's units.ts (which the UI does not import:
- * it talks to the engine only through the worker).
+ * percentages. humanBytes and hex are the engine's (src/engine/analysis/units.ts, through
+ * src/engine/shared.ts): the page and the CLI print sizes the same way.
  */
+export { hex, humanBytes } from '../engine/shared.js'
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB']
-
-/** 1536 → '1.5 KiB'; exact multiples print without decimals. */
-export function humanBytes(n: number): string {
-  if (!Number.isFinite(n)) return '—'
-  const neg = n < 0
-  let v = Math.abs(n)
-  if (v < 1024) return `${neg ? '-' : ''}${v} B`
-  let u = 0
-  while (v >= 1024 && u < UNITS.length - 1) { v /= 1024; u++ }
-  const s = Number.isInteger(v) ? v.toString() : (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '')
-  return `${neg ? '-' : ''}${s} ${UNITS[u]}`
-}
 
 /** Like humanBytes but always with `decimals` decimals (trailing zeros trimmed): neighbouring
  * offsets in a tooltip stay distinct ('128.01 MiB – 128.25 MiB', not '128 MiB – 128 MiB'). */
@@ -33,11 +22,6 @@ export function preciseBytes(n: number, decimals = 2): string {
 /** 1234567 → '1,234,567' */
 export function exact(n: number): string {
   return n.toLocaleString('en-US')
-}
-
-/** '0x1f000' */
-export function hex(n: number): string {
-  return '0x' + n.toString(16)
 }
 
 /** Share of a whole as a percentage with sensible precision: '0%', '<0.01%', '12.5%', '100%'. */

@@ -19,25 +19,6 @@ export async function ensurePermission(handle: FileSystemHandle, mode: 'read' | 
   }
 }
 
-/** The handle and File behind a drop, when the browser gives them. */
-export async function dropped(dt: DataTransfer): Promise<{ handle?: FileSystemFileHandle; file?: File } | undefined> {
-  const items = [...dt.items].filter((i) => i.kind === 'file')
-  const item = items[0]
-  // getAsFileSystemHandle and getAsFile must be called before the first await: the
-  // DataTransfer is emptied once the event handler returns.
-  const handleP = item?.getAsFileSystemHandle?.()
-  const file = item?.getAsFile() ?? dt.files[0] ?? undefined
-  let handle: FileSystemHandle | null | undefined
-  try {
-    handle = await handleP
-  } catch {
-    handle = undefined
-  }
-  if (handle && handle.kind === 'file') return { handle: handle as FileSystemFileHandle, ...(file ? { file } : {}) }
-  if (file) return { file }
-  return undefined
-}
-
 /** Every file of a drop, each with its handle when the browser gives one (in drop order). */
 export async function droppedAll(dt: DataTransfer): Promise<Array<{ handle?: FileSystemFileHandle; file?: File }>> {
   const items = [...dt.items].filter((i) => i.kind === 'file')

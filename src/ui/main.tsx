@@ -12,7 +12,7 @@ import './styles.css'
 
 const recent = indexedDbRecentFiles()
 const { transport, host } = pickTransport()
-const store = createAppStore({ client: createEngineClient(transport), editsAvailable: true, ...(recent ? { recent } : {}) })
+const store = createAppStore({ client: createEngineClient(transport), ...(recent ? { recent } : {}) })
 void store.getState().loadRecent()
 if (host) void store.getState().loadHost()
 

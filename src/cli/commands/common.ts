@@ -4,9 +4,9 @@ import { NodeFileDevice } from '../../io/node-file.js'
 import { editInPlace, heldBy, heldLabel } from '../../host/edit.js'
 import type { LockHolder } from '../../host/locks.js'
 import { err } from '../io.js'
-import { type Bitmap, type ConstraintCode, ConstraintError, type Image, type Plan, openImage } from '../../engine/index.js'
-import { readerFor, readable } from '../../engine/describe.js'
-import type { BitmapReader } from '../../engine/index.js'
+import {
+  type Bitmap, type BitmapReader, type ConstraintCode, ConstraintError, type Image, type Plan, openImage, readable, readerFor,
+} from '../../engine/index.js'
 
 export class CliError extends Error {
   override readonly name = 'CliError'
@@ -86,6 +86,19 @@ export async function editFile(path: string, makePlan: (img: Image) => Promise<P
     if ((e as NodeJS.ErrnoException).syscall === 'open') throw new CliError(`Could not open '${path}': ${(e as Error).message}`)
     if (e instanceof ConstraintError) throw new CliError(e.message + flagHint(e.code, path))
     throw e
+  }
+}
+
+/**
+ * The CLI's command for a checkpoint finding (engine crossCheck), keyed on its state: the
+ * engine says what to do in plain words, the CLI adds how with its flags.
+ */
+export function checkpointHint(state: string, image: string, bitmap: string): string {
+  switch (state) {
+    case 'in-use': return ` (qbm bitmap --clear-in-use=dirty --force ${image} ${bitmap})`
+    case 'broken': return ` (qbm repair ${image} --drop-all-bitmaps)`
+    case 'untrusted': return ` (qbm repair ${image} --retrust, or --drop-all-bitmaps)`
+    default: return ''
   }
 }
 

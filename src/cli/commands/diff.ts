@@ -7,11 +7,11 @@
  */
 import { readFileSync } from 'node:fs'
 import {
-  type SetOp, SET_OPS, allExtents, combineExtents, crossCheck, humanAndExact, parseCheckpointXml, pickDisk, planEdits,
+  type SetOp, ConstraintError, SET_OPS, allExtents, combineExtents, crossCheck, humanAndExact, parseCheckpointXml, pickDisk, planEdits,
 } from '../../engine/index.js'
 import { type Parsed, UsageError, one, outputFormat } from '../args.js'
 import { out } from '../io.js'
-import { CliError, editFile, openPath, requireBitmap, requireReader } from './common.js'
+import { CliError, checkpointHint, editFile, openPath, requireBitmap, requireReader } from './common.js'
 import { COMMANDS } from './registry.js'
 
 async function cmdDiff(p: Parsed, path: string, nameA: string, nameB: string): Promise<number> {
@@ -57,8 +57,8 @@ async function cmdDiff(p: Parsed, path: string, nameA: string, nameB: string): P
       const result = ranges.subarray(0, 2 * count)
       await editFile(path, (img) => planEdits(img, [
         { op: 'add', name: save, granularity: g, disabled: true },
-        { op: 'set-ranges', name: save, ranges: result, what: `${nameA} ${op} ${nameB}` },
-      ]))
+        { op: 'set-ranges', name: save, resultId: 1, what: `${nameA} ${op} ${nameB}` },
+      ], { sources: { ranges: (id) => (id === 1 ? result : undefined) } }))
     }
     return 0
   } finally {
@@ -84,13 +84,14 @@ async function cmdCheckpoints(p: Parsed, path: string): Promise<number> {
     try {
       disk = pickDisk(cps, path, one(p, 'disk'))
     } catch (e) {
+      if (e instanceof ConstraintError && e.code === 'disk-ambiguous') throw new CliError(`${e.message}: name it with --disk`)
       throw new CliError((e as Error).message)
     }
     const r = crossCheck(img, cps, disk)
     if (fmt === 'json') out(JSON.stringify(r, null, 2) + '\n')
     else {
       out(`disk ${disk}: ${r.findings.length} checkpoint${r.findings.length === 1 ? '' : 's'}\n`)
-      for (const f of r.findings) out(`  ${f.checkpoint.padEnd(24)} bitmap ${f.bitmap.padEnd(24)} ${f.state.toUpperCase().padEnd(9)} ${f.fix}\n`)
+      for (const f of r.findings) out(`  ${f.checkpoint.padEnd(24)} bitmap ${f.bitmap.padEnd(24)} ${f.state.toUpperCase().padEnd(9)} ${f.fix}${checkpointHint(f.state, path, f.bitmap)}\n`)
       for (const o of r.orphans) out(`  ${'(none)'.padEnd(24)} bitmap ${o.bitmap.padEnd(24)} ${'ORPHAN'.padEnd(9)} ${o.fix}\n`)
     }
     const bad = r.findings.some((f) => f.state !== 'healthy')

@@ -15,7 +15,7 @@ import { type OverviewRow, buildOverview, needsAttention } from '../../host/over
 import { formatPrometheus } from '../../host/prometheus.js'
 import { type Parsed, UsageError, has, one } from '../args.js'
 import { err, out } from '../io.js'
-import { CliError } from './common.js'
+import { CliError, checkpointHint } from './common.js'
 import { COMMANDS } from './registry.js'
 
 type ScanFormat = 'human' | 'json' | 'prometheus'
@@ -90,7 +90,7 @@ export function formatHuman(rows: OverviewRow[], catalog: Catalog, libvirt: Libv
     if (r.check?.message) s += `${pad}  check: ${r.check.message}\n`
     for (const c of r.checkpoints) {
       for (const m of c.mismatches) {
-        s += `${pad}  checkpoint ${m.checkpoint ?? '(none)'} of ${m.domain}/${m.disk}, bitmap ${m.bitmap}: ${m.state}${m.symptom ? ` ("${m.symptom}")` : ''}: ${m.fix}\n`
+        s += `${pad}  checkpoint ${m.checkpoint ?? '(none)'} of ${m.domain}/${m.disk}, bitmap ${m.bitmap}: ${m.state}${m.symptom ? ` ("${m.symptom}")` : ''}: ${m.fix}${checkpointHint(m.state, r.path, m.bitmap)}\n`
       }
     }
   })

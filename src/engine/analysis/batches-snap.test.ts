@@ -1,13 +1,13 @@
 /**
- * extentBatches (the bulk path of `qbm map`) against the naive model, and snapView (heatmap
- * views on the block grid) against its promises: boundaries on the grid, the asked range
- * covered, and no bitmap data read for a snapped view after the scan.
+ * extentBatches (the bulk path of `qbm map`) against the naive model, and heatRequest (the
+ * page's heatmap requests, on the block grid once a pixel spans a block) against its promises:
+ * boundaries on the grid, the asked range covered, and no bitmap data read after the scan.
  */
 import { describe, expect, it } from 'vitest'
 import { MemoryDevice } from '../../io/memory.js'
 import { cellBoundaries, heatmap, openImage } from '../index.js'
 import { extentBatches } from './extents.js'
-import { snapView } from './heatmap.js'
+import { cellsFor, heatRequest } from './heat-request.js'
 import { readerFor } from '../describe.js'
 import { BLOCK_BITS } from '../qcow2/bitmaps/data.js'
 import { Rng } from '../../test-support/prng.js'
@@ -39,52 +39,51 @@ describe('extentBatches', () => {
   })
 })
 
-describe('snapView', () => {
-  it('keeps cell boundaries on the block grid and covers the asked range (random views, granularities, disks)', () => {
+describe('heatRequest', () => {
+  it('keeps cell boundaries on the block grid once a pixel spans a block, and covers the asked range (random views, granularities, disks)', () => {
     const rng = new Rng(42)
     let snapped = 0
     for (let t = 0; t < 20000; t++) {
       const g = 2 ** rng.range(9, 26)
       const block = BLOCK_BITS * g
       const L = rng.bool(0.5) ? rng.range(1, 2 ** 20) * g : rng.range(1, 2 ** 40) * 512
-      const cells = rng.pick([1, 3, 64, 1000, 4096])
+      const w = rng.pick([1, 3, 64, 1000, 4096])
       const len = Math.max(1, Math.floor(L * 2 ** (-rng.float() * 30)))
       const start = rng.int(Math.max(1, L - len + 1))
       const end = Math.min(L, start + len)
       if (end <= start) continue
-      const v = snapView(start, end, cells, g, L)
-      const ctx = `g=${g} L=${L} cells=${cells} [${start}, ${end}) -> [${v.start}, ${v.end})`
-      if ((end - start) / cells < block) {
-        expect(v, ctx).toEqual({ start, end, snapped: false })
+      const v = heatRequest({ start, end }, w, g)
+      const ctx = `g=${g} L=${L} w=${w} [${start}, ${end}) -> [${v.start}, ${v.end}) × ${v.cells}`
+      if (end - start < w * block) {
+        expect(v, ctx).toEqual({ start, end, cells: cellsFor({ start, end }, w, g), snapped: false })
         continue
       }
       snapped++
       expect(v.snapped, ctx).toBe(true)
+      expect(v.cells, ctx).toBeLessThanOrEqual(w)
       expect(v.start, ctx).toBeGreaterThanOrEqual(0)
       expect(v.start, ctx).toBeLessThanOrEqual(start)
       expect(v.end, ctx).toBeGreaterThanOrEqual(end)
-      const xs = cellBoundaries(v.start, v.end, cells)
-      const k = (v.end - v.start) / cells / block
+      const xs = cellBoundaries(v.start, v.end, v.cells)
+      const k = (v.end - v.start) / v.cells / block
       expect(Number.isInteger(k) && k >= 1, ctx).toBe(true)
-      for (let i = 0; i <= cells; i += Math.max(1, cells >> 6)) expect(xs[i]! % block, `${ctx} boundary ${i}`).toBe(0)
-      expect(xs[cells]! % block, ctx).toBe(0)
-      // No wider than needed: one block more per cell than the asked width, plus the start's block.
-      expect(v.end - v.start, ctx).toBeLessThanOrEqual(end - start + cells * block + block)
-      // Inside the disk whenever it fits; otherwise at most a block past the asked end or the disk's end.
-      if (v.end > L) expect(v.start === 0 || v.end - L < block, ctx).toBe(true)
+      for (let i = 0; i <= v.cells; i += Math.max(1, v.cells >> 6)) expect(xs[i]! % block, `${ctx} boundary ${i}`).toBe(0)
+      expect(xs[v.cells]! % block, ctx).toBe(0)
+      // No wider than needed: the start's block, and less than one cell past the asked end.
+      expect(start - v.start, ctx).toBeLessThan(block)
+      expect(v.end - end, ctx).toBeLessThan(k * block)
     }
     expect(snapped).toBeGreaterThan(1000)
   })
 
-  it('leaves views whose cells are smaller than a block (and degenerate ones) as asked', () => {
-    expect(snapView(12345, 12345 + 4096 * 512 * 10, 4096, 512, 2 ** 41)).toEqual({ start: 12345, end: 12345 + 4096 * 512 * 10, snapped: false })
-    expect(snapView(5, 5, 10, 512)).toEqual({ start: 5, end: 5, snapped: false })
-    expect(snapView(0, 100, 0, 512)).toEqual({ start: 0, end: 100, snapped: false })
-    // A whole 2 TiB disk at 512 B granularity, 4096 cells: 1 block per cell, on the grid already.
-    expect(snapView(0, 2 ** 41, 4096, 512, 2 ** 41)).toEqual({ start: 0, end: 2 ** 41, snapped: true })
+  it('leaves views whose pixels are smaller than a block (and degenerate ones) as asked', () => {
+    expect(heatRequest({ start: 12345, end: 12345 + 4096 * 512 * 10 }, 4096, 512)).toEqual({ start: 12345, end: 12345 + 4096 * 512 * 10, cells: 4096, snapped: false })
+    expect(heatRequest({ start: 5, end: 5 }, 10, 512)).toEqual({ start: 5, end: 5, cells: 1, snapped: false })
+    // A whole 2 TiB disk at 512 B granularity, 4096 pixels: 1 block per cell, on the grid already.
+    expect(heatRequest({ start: 0, end: 2 ** 41 }, 4096, 512)).toEqual({ start: 0, end: 2 ** 41, cells: 4096, snapped: true })
   })
 
-  it('a snapped view reads no bitmap data after the scan and equals the exact heatmap of that view', async () => {
+  it('a snapped request reads no bitmap data after the scan and equals the exact heatmap of its range', async () => {
     // 4 KiB clusters (8 blocks each), 512 B granularity, 40 clusters with an all-ones and an
     // all-zeroes entry; disk length not on the block grid.
     const cs = 4096
@@ -102,12 +101,12 @@ describe('snapView', () => {
     for (let t = 0; t < 60; t++) {
       const len = Math.max(4096 * 512 * cells, Math.floor(L * 2 ** (-rng.float() * 4)))
       const start = rng.int(L - len + 1)
-      const v = snapView(start, start + len, cells, r.granularity, L)
+      const v = heatRequest({ start, end: start + len }, cells, r.granularity)
       expect(v.snapped).toBe(true)
       dev.reset()
-      const got = await heatmap(r, v.start, v.end, cells)
+      const got = await heatmap(r, v.start, v.end, v.cells)
       expect(dev.reads, `[${v.start}, ${v.end})`).toBe(0)
-      expect(Array.from(got), `[${v.start}, ${v.end})`).toEqual(m.heatmap(v.start, v.end, cells))
+      expect(Array.from(got), `[${v.start}, ${v.end})`).toEqual(m.heatmap(v.start, v.end, v.cells))
     }
   })
 })

@@ -4,6 +4,7 @@
  * bitmaps no checkpoint refers to — with the fix each case needs.
  */
 import { SaxesParser } from 'saxes'
+import { ConstraintError } from '../errors.js'
 import type { Image } from '../image.js'
 
 export interface CheckpointDisk {
@@ -129,7 +130,7 @@ export interface CheckpointFinding {
   disk: string
   bitmap: string
   state: CheckpointState
-  /** what to do about it, in plain words */
+  /** what to do about it, in plain words (no tool's flags: the CLI adds its own, keyed on `state`) */
   fix: string
 }
 
@@ -140,7 +141,10 @@ export interface CheckpointReport {
   orphans: Array<{ bitmap: string; fix: string }>
 }
 
-/** Pick the disk of the checkpoints that this image is: by explicit name, by source file name, or the only one. */
+/**
+ * Pick the disk of the checkpoints that this image is: by explicit name, by source file name, or
+ * the only one with bitmaps; otherwise a ConstraintError 'disk-ambiguous' (the caller says how to name it).
+ */
 export function pickDisk(cps: Checkpoint[], imagePath: string, disk?: string): string {
   if (disk) return disk
   const base = imagePath.split('/').pop()
@@ -151,7 +155,7 @@ export function pickDisk(cps: Checkpoint[], imagePath: string, disk?: string): s
   }
   const withBitmaps = new Set(cps.flatMap((c) => c.disks.filter((d) => d.checkpoint === 'bitmap').map((d) => d.name)))
   if (withBitmaps.size === 1) return [...withBitmaps][0]!
-  throw new Error(`cannot tell which disk this image is (${[...all].join(', ') || 'none'}): name it with --disk`)
+  throw new ConstraintError(`cannot tell which disk this image is (${[...all].join(', ') || 'none'})`, 'disk-ambiguous')
 }
 
 /** Cross-check checkpoints against the image's bitmaps for one disk. */
@@ -174,10 +178,10 @@ export function crossCheck(img: Image, cps: Checkpoint[], disk: string): Checkpo
       fix = 'in use: if no VM has the image open, its writer crashed: clear in_use with mode "dirty" (next backup full) or remove it and take a full backup'
     } else if (b.status === 'invalid') {
       state = 'broken'
-      fix = `broken (${b.problems[0]}): remove it (or repair --drop-all-bitmaps) and take a full backup`
+      fix = `broken (${b.problems[0]}): remove it (or drop every bitmap, a repair) and take a full backup`
     } else if (b.status === 'untrusted') {
       state = 'untrusted'
-      fix = 'QEMU ignores every bitmap of this image (autoclear bit 0 clear): repair --retrust (next backup full) or --drop-all-bitmaps'
+      fix = 'QEMU ignores every bitmap of this image (autoclear bit 0 clear): re-trust them (a repair; the next backup is full) or drop them all'
     } else {
       state = 'healthy'
       fix = 'nothing to do'

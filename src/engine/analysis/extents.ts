@@ -4,7 +4,7 @@
  * need to be in memory at once.
  */
 import type { AbortSignalLike } from '../errors.js'
-import type { BitmapReader } from '../qcow2/bitmaps/data.js'
+import { BLOCK_BITS, type BitmapReader } from '../qcow2/bitmaps/data.js'
 
 /** A dirty extent in guest bytes. */
 export interface Extent {
@@ -78,20 +78,41 @@ export async function* allExtents(r: BitmapReader, signal?: AbortSignalLike): As
   }
 }
 
-/** Index of the first extent that ends after byte `offset` (after scan), for "scroll to". */
+/** Number of extents (runs) that start at a bit below k: the block index plus at most one partial block. */
+async function runStartsBefore(r: BitmapReader, k: number): Promise<number> {
+  if (k >= r.nbits) return r.runCount
+  if (k <= 0) return 0
+  const b = Math.floor(k / BLOCK_BITS)
+  let n = r.runsBeforeBlock(b)
+  if (k > b * BLOCK_BITS) {
+    for await (const [s] of r.runs(b * BLOCK_BITS, true)) {
+      if (s >= k) break
+      n++
+    }
+  }
+  return n
+}
+
+/**
+ * Index of the first extent that ends after byte `offset` (after scan), for "scroll to":
+ * answered from the block index plus one partial block, never a walk over the extents before it.
+ */
 export async function extentIndexAt(r: BitmapReader, offset: number): Promise<number> {
   await r.scan()
   if (offset >= r.diskLength) return r.runCount
-  const bit = Math.floor(Math.max(0, offset) / r.granularity)
-  const b = Math.floor(bit / 4096)
-  // Runs starting below `bit`: the block index, plus those starting inside block b.
-  let idx = r.runsBeforeBlock(b)
-  if (bit > b * 4096) {
-    for await (const [s] of r.runs(b * 4096, true)) {
-      if (s >= bit) break
-      idx++
-    }
-  }
-  // The run holding bit-1 goes on past `offset` when `bit` is set too.
-  return bit > 0 && (await r.bit(bit - 1)) && (await r.bit(bit)) ? idx - 1 : idx
+  const k = Math.floor(Math.max(0, offset) / r.granularity) // the bit holding `offset`
+  const n = await runStartsBefore(r, k)
+  // The run holding bit k-1 goes on past `offset` when bit k is set too.
+  return k > 0 && (await r.bit(k - 1)) && (await r.bit(k)) ? n - 1 : n
+}
+
+/** The extents meeting [from, to), as indexes: from the first ending after `from` to the last starting before `to`. */
+export async function extentWindow(r: BitmapReader, from: number, to: number): Promise<{ first: number; count: number }> {
+  await r.scan()
+  const lo = Math.max(0, from)
+  const hi = Math.min(to, r.diskLength)
+  const first = await extentIndexAt(r, lo)
+  if (hi <= lo) return { first, count: 0 }
+  const end = await runStartsBefore(r, Math.ceil(hi / r.granularity))
+  return { first, count: Math.max(0, end - first) }
 }

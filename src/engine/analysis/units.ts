@@ -2,14 +2,20 @@
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB']
 
-/** e.g. 1536 -> '1.5 KiB'; exact multiples print without decimals. */
+/**
+ * e.g. 1536 -> '1.5 KiB', 12,451,840 -> '11.9 MiB': three significant digits at most, trailing
+ * zeros dropped, exact multiples without decimals; '—' for a value that is not a number. The one
+ * implementation: the CLI prints it, the page shows it (src/engine/shared.ts).
+ */
 export function humanBytes(n: number): string {
-  if (n < 1024) return `${n} B`
+  if (!Number.isFinite(n)) return '—'
+  const neg = n < 0
+  let v = Math.abs(n)
+  if (v < 1024) return `${neg ? '-' : ''}${v} B`
   let u = 0
-  let v = n
   while (v >= 1024 && u < UNITS.length - 1) { v /= 1024; u++ }
-  const s = Number.isInteger(v) ? v.toString() : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
-  return `${s} ${UNITS[u]}`
+  const s = Number.isInteger(v) ? v.toString() : (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '')
+  return `${neg ? '-' : ''}${s} ${UNITS[u]}`
 }
 
 /** e.g. '1.5 KiB (1536 bytes)' */
@@ -43,6 +49,7 @@ export function parseSize(s: string): number {
   return Number(v)
 }
 
+/** '0x1f000' */
 export function hex(n: number): string {
   return '0x' + n.toString(16)
 }

@@ -99,6 +99,14 @@ const CASES: CrashCase[] = [
     edits: [{ op: 'add', name: 'x', granularity: 1024 }, { op: 'merge', name: 'x', source: 'a' }, { op: 'merge', name: 'x', source: 'c' }, { op: 'disable', name: 'x' }],
   },
   {
+    label: 'copy a bitmap, then merge into the copy (4 KiB clusters, 16-bit refcounts)',
+    spec: () => ({
+      name: 'copy.qcow2', size: 64 * MiB, clusterSize: 4 * KiB,
+      bitmaps: [{ name: 'a', granularity: 512, writes: randomWrites(241, 64 * MiB, 6, 256 * KiB) }, { name: 'c', granularity: 64 * KiB, writes: randomWrites(242, 64 * MiB, 3, MiB) }],
+    }),
+    edits: [{ op: 'copy', name: 'a', newName: 'a-copy' }, { op: 'merge', name: 'a-copy', source: 'c' }],
+  },
+  {
     label: 'remove the last bitmap (4 KiB clusters)',
     spec: () => ({ name: 'last.qcow2', size: 64 * MiB, clusterSize: 4 * KiB, bitmaps: [{ name: 'only', granularity: 512, writes: randomWrites(211, 64 * MiB, 8, 256 * KiB) }] }),
     edits: [{ op: 'remove', name: 'only' }],

@@ -18,7 +18,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  ConstraintError, type Edit, type Image, type Plan, type Repair, commitPlan, openImage, planEdits, planRepair,
+  ConstraintError, type Edit, type EditSources, type Image, type Plan, type Repair, commitPlan, openImage, planEdits, planRepair,
 } from '../index.js'
 import { MemoryDevice } from '../../io/memory.js'
 import { NodeFileDevice } from '../../io/node-file.js'
@@ -94,11 +94,22 @@ function cliArgs(call: string[], imgName: string): string[] {
   return call.map((a) => (a === 'IMG' ? imgName : a))
 }
 
-function toEngineEdits(edits: ModelEdit[], sources: Record<string, Image>): Edit[] {
-  return edits.map((e) => {
-    if (e.op !== 'merge' || !e.sourceKey) return e as Edit
-    return { op: 'merge', name: e.name, source: e.source, sourceImage: sources[e.sourceKey]! }
-  })
+/** The scenario's edits as the engine takes them, a cross-image merge naming its source by id, and what the ids are. */
+function toEngineEdits(edits: ModelEdit[], sources: Record<string, Image>): { edits: Edit[]; sources: EditSources } {
+  const keys = Object.keys(sources)
+  return {
+    edits: edits.map((e) => {
+      if (e.op !== 'merge' || !e.sourceKey) return e as Edit
+      return { op: 'merge', name: e.name, source: e.source, sourceImageId: keys.indexOf(e.sourceKey) }
+    }),
+    sources: { image: (id) => sources[keys[id]!] },
+  }
+}
+
+function planScenario(img: Image, sc: Scenario, srcImgs: Record<string, Image>): Promise<Plan> {
+  if (sc.repair) return planRepair(img, sc.repair)
+  const { edits, sources } = toEngineEdits(sc.edits!, srcImgs)
+  return planEdits(img, edits, { force: sc.force ?? false, sources })
 }
 
 async function runEngine(path: string, sc: Scenario, sourcePaths: Record<string, string>): Promise<Plan> {
@@ -108,7 +119,7 @@ async function runEngine(path: string, sc: Scenario, sourcePaths: Record<string,
   const dev = NodeFileDevice.open(path, 'rw')
   try {
     const img = await openImage(dev)
-    const plan = sc.repair ? await planRepair(img, sc.repair) : await planEdits(img, toEngineEdits(sc.edits!, srcImgs), { force: sc.force ?? false })
+    const plan = await planScenario(img, sc, srcImgs)
     await commitPlan(dev, plan)
     return plan
   } finally {
@@ -122,7 +133,7 @@ async function runMemory(bytes: Uint8Array, sc: Scenario, sourcePaths: Record<st
   for (const [k, p] of Object.entries(sourcePaths)) srcImgs[k] = await openImage(new MemoryDevice(new Uint8Array(readFileSync(p))))
   const dev = new MemoryDevice(bytes)
   const img = await openImage(dev)
-  const plan = sc.repair ? await planRepair(img, sc.repair) : await planEdits(img, toEngineEdits(sc.edits!, srcImgs), { force: sc.force ?? false })
+  const plan = await planScenario(img, sc, srcImgs)
   await commitPlan(dev, plan)
   return dev.bytes()
 }
@@ -237,6 +248,16 @@ function qemuCanStillWrite(path: string): void {
   expect(hdr.readBigUInt64BE(88) & 1n, 'autoclear bit 0').toBe(0n)
 }
 
+/** A copy reads as its source: nbdinfo --map and QEMU's SHA-256 of the two are equal. */
+async function copiesReadAsSources(path: string, pairs: Array<[string, string]>): Promise<void> {
+  const snap = await qemuSnapshotAsync(path)
+  for (const [src, copy] of pairs) {
+    expect(snap.maps[copy], `nbdinfo --map of '${copy}' vs '${src}'`).toEqual(snap.maps[src])
+    expect(snap.sha[copy], `QEMU sha256 of '${copy}' vs '${src}'`).toBe(snap.sha[src])
+    expect(snap.bitmaps.find((b) => b.name === copy), `qemu-img info of '${copy}'`).toEqual({ ...snap.bitmaps.find((b) => b.name === src), name: copy })
+  }
+}
+
 async function reftableOf(path: string): Promise<{ offset: number; clusters: number; blocks: number }> {
   const dev = new MemoryDevice(new Uint8Array(readFileSync(path)))
   const img = await openImage(dev)
@@ -316,6 +337,17 @@ function matrixScenarios(m: MatrixEntry): Scenario[] {
       title: 'several edits in one call: --add --merge f --merge a --disable',
       edits: [{ op: 'add', name: 'x' }, { op: 'merge', name: 'x', source: 'f' }, { op: 'merge', name: 'x', source: 'a' }, { op: 'disable', name: 'x' }],
       cli: [['bitmap', '--add', '--merge', 'f', '--merge', 'a', '--disable', 'IMG', 'x']],
+    },
+    {
+      title: 'copy b (disabled) and f (fine granularity): the copies read as their sources',
+      edits: [{ op: 'copy', name: 'b', newName: 'b-copy' }, { op: 'copy', name: 'f', newName: 'f-copy' }],
+      cli: [['bitmap', '--copy', 'b-copy', 'IMG', 'b'], ['bitmap', '--copy', 'f-copy', 'IMG', 'f']],
+      after: ({ path }) => copiesReadAsSources(path, [['b', 'b-copy'], ['f', 'f-copy']]),
+    },
+    {
+      title: 'copy in one call between merges: --merge b --copy a2 --merge c on a',
+      edits: [{ op: 'merge', name: 'a', source: 'b' }, { op: 'copy', name: 'a', newName: 'a2' }, { op: 'merge', name: 'a', source: 'c' }],
+      cli: [['bitmap', '--merge', 'b', '--copy', 'a2', '--merge', 'c', 'IMG', 'a']],
     },
     {
       title: 'several edits in one call: --clear --merge c --enable --rename on b',

@@ -271,11 +271,12 @@ describe('set-ranges (qbm\'s own edit: the granules of byte ranges)', () => {
     const b = await buildImage(dir, { name: 's.qcow2', size: 16 * MiB, clusterSize: 65536, bitmaps: [{ name: 'a', granularity: 4096, writes: [[0, 4096]] }] })
     const { img, dev } = await memImage(b.path)
     const ranges = new Float64Array([100, 200, 8192, 3 * 4096 + 1, 5 * MiB, 5 * MiB + 65536, 16 * MiB - 10, 17 * MiB])
+    const results = [ranges, new Float64Array([MiB, MiB + 1])]
     const plan = await planEdits(img, [
       { op: 'add', name: 'n', granularity: 4096, disabled: true },
-      { op: 'set-ranges', name: 'n', ranges, what: 'a test' },
-      { op: 'set-ranges', name: 'a', ranges: new Float64Array([MiB, MiB + 1]), what: 'one byte' },
-    ])
+      { op: 'set-ranges', name: 'n', resultId: 0, what: 'a test' },
+      { op: 'set-ranges', name: 'a', resultId: 1, what: 'one byte' },
+    ], { sources: { ranges: (id) => results[id] } })
     await commitPlan(dev, plan)
     writeFileSync(b.path, dev.bytes())
     expect(checkImage(b.path).code).toBe(0)

@@ -1,26 +1,23 @@
 /** Edits, repairs and plans as plain data (docs/format.md §8). */
 import type { Image } from '../image.js'
 
-export type ClearInUseMode = 'keep' | 'dirty' | 'empty'
+export type { ClearInUseMode, Edit } from './kinds/index.js'
 
-export type Edit =
-  | { op: 'add'; name: string; granularity?: number; disabled?: boolean }
-  | { op: 'remove'; name: string }
-  | { op: 'enable'; name: string }
-  | { op: 'disable'; name: string }
-  | { op: 'clear'; name: string }
-  | { op: 'merge'; name: string; source: string; sourceImage?: Image }
-  | { op: 'rename'; name: string; newName: string }
-  | { op: 'clear-in-use'; name: string; mode: ClearInUseMode }
-  /**
-   * qbm's own: set the bits of every granule meeting the byte ranges [start0, end0, start1,
-   * end1, ...] (sorted, disjoint; e.g. a bitmap-algebra result), in addition to the bits already
-   * set. `what` names the ranges in the plan's summary.
-   */
-  | { op: 'set-ranges'; name: string; ranges: Float64Array; what: string }
+/**
+ * What edits name by id, resolved by the caller (the session: its open images and comparison
+ * results; the CLI: the image of `-b`, the result of `qbm diff`).
+ */
+export interface EditSources {
+  /** the image a merge's `sourceImageId` names (the image being edited itself is fine too) */
+  image?(id: number): Image | undefined
+  /** the byte ranges a set-ranges edit's `resultId` names: [start0, end0, ...], sorted, disjoint */
+  ranges?(id: number): Float64Array | undefined | Promise<Float64Array | undefined>
+}
 
+/** The repairs (docs/format.md §8 "recover"): planned on their own, never with edits. */
 export type Repair = 'drop-all-bitmaps' | 'fix-autoclear' | 'retrust'
 
+/** One write of a plan. */
 export interface PlannedWrite {
   offset: number
   data: Uint8Array
@@ -45,6 +42,7 @@ export interface Plan {
   warnings: string[]
 }
 
+/** How to plan. */
 export interface PlanOptions {
   /** edit even though consistent bitmaps are marked in use (the image may be open in QEMU) */
   force?: boolean
@@ -52,4 +50,6 @@ export interface PlanOptions {
   signal?: { readonly aborted: boolean }
   /** progress of the check (L2 tables read, refcount blocks compared) */
   onProgress?: (done: number, total: number, phase: string) => void
+  /** what the edits name by id: other images, sets of byte ranges */
+  sources?: EditSources
 }

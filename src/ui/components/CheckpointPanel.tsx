@@ -28,7 +28,7 @@ export function CheckpointPanel(): ReactNode {
   const actions = useActions()
   if (!image) return null
   const activeId = active ?? 1
-  const staged = (kind: string, name: string): boolean => pending.some((p) => p.kind === kind && 'name' in p && p.name === name)
+  const staged = (kind: string, name: string): boolean => pending.some((p) => p.op === kind && 'name' in p && p.name === name)
   return (
     <section className="panel" aria-labelledby="cp-h">
       <div className="panel-head">
@@ -73,13 +73,13 @@ export function CheckpointPanel(): ReactNode {
                           {f.fix}
                           {f.state === 'in-use' && here && (
                             <button type="button" className="btn btn-small" disabled={staged('clear-in-use', f.bitmap)}
-                              onClick={() => actions.addPending({ kind: 'clear-in-use', name: f.bitmap, mode: 'dirty' })}>
+                              onClick={() => actions.addPending({ op: 'clear-in-use', name: f.bitmap, mode: 'dirty' })}>
                               {staged('clear-in-use', f.bitmap) ? 'staged' : 'Stage clear in_use (mark all dirty)'}
                             </button>
                           )}
                           {f.state === 'broken' && here && (
                             <button type="button" className="btn btn-small" disabled={staged('remove', f.bitmap)}
-                              onClick={() => actions.addPending({ kind: 'remove', name: f.bitmap })}>
+                              onClick={() => actions.addPending({ op: 'remove', name: f.bitmap })}>
                               {staged('remove', f.bitmap) ? 'staged' : 'Stage removal'}
                             </button>
                           )}
@@ -95,7 +95,7 @@ export function CheckpointPanel(): ReactNode {
                           {o.fix}
                           {here && (
                             <button type="button" className="btn btn-small" disabled={staged('remove', o.bitmap)}
-                              onClick={() => actions.addPending({ kind: 'remove', name: o.bitmap })}>
+                              onClick={() => actions.addPending({ op: 'remove', name: o.bitmap })}>
                               {staged('remove', o.bitmap) ? 'staged' : 'Stage removal'}
                             </button>
                           )}

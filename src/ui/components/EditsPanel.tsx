@@ -4,29 +4,25 @@
  * or "Download edited copy".
  */
 import { useId, useState, type ReactNode } from 'react'
-import type { BitmapSummary, RepairMode } from '../../session/api.js'
+import { defaultGranularity } from '../../engine/shared.js'
+import type { BitmapSummary, ClearInUseMode, RepairMode } from '../../session/api.js'
 import { humanBytes } from '../format.js'
-import {
-  CLEAR_IN_USE_CONSEQUENCE, CLEAR_IN_USE_NEXT_BACKUP, REPAIR_CONSEQUENCE, type ClearInUseMode, defaultGranularity, describeEdit,
-} from '../store/edits.js'
+import { CLEAR_IN_USE_CONSEQUENCE, CLEAR_IN_USE_NEXT_BACKUP, REPAIR_CONSEQUENCE, describeChange } from '../store/edits.js'
 import { useActions, useAppShallow } from '../store/hooks.js'
 import { ReviewDialog } from './ReviewDialog.js'
 
-export const EDITS_PENDING_NOTE = "Editing arrives with the engine's edit support"
-
-type Form = null | 'add' | 'rename' | 'merge' | 'clear-in-use' | 'remove' | 'repair'
+type Form = null | 'add' | 'rename' | 'copy' | 'merge' | 'clear-in-use' | 'remove' | 'repair'
 
 const GRANULARITIES = [512, 4096, 65536, 1 << 20, 1 << 24]
 
 export function EditsPanel(): ReactNode {
-  const { image, pending, available, selected, review } = useAppShallow((s) => ({
-    image: s.image, pending: s.pending, available: s.editsAvailable, selected: s.selected, review: s.review,
+  const { image, pending, selected, review } = useAppShallow((s) => ({
+    image: s.image, pending: s.pending, selected: s.selected, review: s.review,
   }))
   const actions = useActions()
   const [form, setForm] = useState<Form>(null)
   if (!image) return null
   const b = image.summary.bitmaps.find((x) => x.index === selected)
-  const disabled = !available
   const inUse = b?.status === 'in-use'
   const staleNote = inUse ? 'Clear in_use first: QEMU will not touch an in-use bitmap otherwise.' : undefined
   const toggle = (f: Form) => setForm(form === f ? null : f)
@@ -34,19 +30,19 @@ export function EditsPanel(): ReactNode {
   return (
     <section className="panel edits-panel" aria-labelledby="edits-h">
       <h2 id="edits-h" className="panel-title">Changes</h2>
-      {disabled && <p className="note" data-testid="edits-note">{EDITS_PENDING_NOTE}.</p>}
-      <fieldset className="edit-actions" disabled={disabled}>
+      <fieldset className="edit-actions">
         <legend className="small muted">{b ? <>Bitmap <span className="mono">{b.name}</span></> : 'No bitmap selected'}</legend>
         {b && (
           <>
             <button type="button" className="btn btn-small" disabled={inUse} title={staleNote}
-              onClick={() => actions.addPending({ kind: b.enabled ? 'disable' : 'enable', name: b.name })}>
+              onClick={() => actions.addPending({ op: b.enabled ? 'disable' : 'enable', name: b.name })}>
               {b.enabled ? 'Disable' : 'Enable'}
             </button>
-            <button type="button" className="btn btn-small" disabled={inUse} title={staleNote} onClick={() => actions.addPending({ kind: 'clear', name: b.name })}>Clear</button>
+            <button type="button" className="btn btn-small" disabled={inUse} title={staleNote} onClick={() => actions.addPending({ op: 'clear', name: b.name })}>Clear</button>
             <button type="button" className="btn btn-small" disabled={!inUse} aria-expanded={form === 'clear-in-use'}
               title={inUse ? undefined : 'Only for a bitmap marked in use'} onClick={() => toggle('clear-in-use')}>Clear in_use…</button>
             <button type="button" className="btn btn-small" aria-expanded={form === 'rename'} onClick={() => toggle('rename')}>Rename…</button>
+            <button type="button" className="btn btn-small" disabled={inUse} title={staleNote} aria-expanded={form === 'copy'} onClick={() => toggle('copy')}>Copy…</button>
             <button type="button" className="btn btn-small" disabled={inUse} title={staleNote} aria-expanded={form === 'merge'} onClick={() => toggle('merge')}>Merge into…</button>
             <button type="button" className="btn btn-small btn-danger" aria-expanded={form === 'remove'} onClick={() => toggle('remove')}>Remove…</button>
           </>
@@ -69,10 +65,11 @@ export function EditsPanel(): ReactNode {
         </div>
       )}
 
-      {!disabled && form && (
+      {form && (
         <div className="edit-form">
           {form === 'add' && <AddForm clusterSize={image.summary.clusterSize} onDone={() => setForm(null)} />}
           {form === 'rename' && b && <RenameForm b={b} onDone={() => setForm(null)} />}
+          {form === 'copy' && b && <CopyForm b={b} onDone={() => setForm(null)} />}
           {form === 'merge' && b && <MergeForm b={b} all={image.summary.bitmaps} onDone={() => setForm(null)} />}
           {form === 'clear-in-use' && b && <ClearInUseForm b={b} onDone={() => setForm(null)} />}
           {form === 'remove' && b && <RemoveForm b={b} onDone={() => setForm(null)} />}
@@ -87,14 +84,14 @@ export function EditsPanel(): ReactNode {
         <ol className="pending" aria-label="Pending changes">
           {pending.map((p) => (
             <li key={p.id}>
-              <span>{describeEdit(p)}</span>
-              <button type="button" className="btn-icon" aria-label={`Unstage: ${describeEdit(p)}`} onClick={() => actions.removePending(p.id)}>×</button>
+              <span>{describeChange(p, image.summary.clusterSize)}</span>
+              <button type="button" className="btn-icon" aria-label={`Unstage: ${describeChange(p, image.summary.clusterSize)}`} onClick={() => actions.removePending(p.id)}>×</button>
             </li>
           ))}
         </ol>
       )}
       <div className="edit-save">
-        <button type="button" className="btn btn-primary btn-small" disabled={disabled || pending.length === 0} onClick={() => void actions.reviewChanges()}>
+        <button type="button" className="btn btn-primary btn-small" disabled={pending.length === 0} onClick={() => void actions.reviewChanges()}>
           Review and save…
         </button>
         {pending.length > 0 && <button type="button" className="btn btn-small" onClick={actions.clearPending}>Unstage all</button>}
@@ -124,7 +121,7 @@ function AddForm({ clusterSize, onDone }: { clusterSize: number; onDone: () => v
     <form onSubmit={(e) => {
       e.preventDefault()
       if (!name) return
-      actions.addPending({ kind: 'add', name, enabled, ...(granularity !== 'default' ? { granularity: Number(granularity) } : {}) })
+      actions.addPending({ op: 'add', name, disabled: !enabled, ...(granularity !== 'default' ? { granularity: Number(granularity) } : {}) })
       onDone()
     }}>
       <label htmlFor={`${id}-name`}>New bitmap name</label>
@@ -151,13 +148,35 @@ function RenameForm({ b, onDone }: { b: BitmapSummary; onDone: () => void }): Re
     <form onSubmit={(e) => {
       e.preventDefault()
       if (!name || name === b.name) return
-      actions.addPending({ kind: 'rename', name: b.name, newName: name })
+      actions.addPending({ op: 'rename', name: b.name, newName: name })
       onDone()
     }}>
       <label htmlFor={id}>New name for <span className="mono">{b.name}</span></label>
       <input id={id} className="text-input mono" value={name} onChange={(e) => setName(e.target.value)} required maxLength={1023} autoFocus />
       <div className="form-buttons">
         <button type="submit" className="btn btn-small btn-primary">Stage rename</button>
+        <button type="button" className="btn btn-small" onClick={onDone}>Cancel</button>
+      </div>
+    </form>
+  )
+}
+
+function CopyForm({ b, onDone }: { b: BitmapSummary; onDone: () => void }): ReactNode {
+  const actions = useActions()
+  const id = useId()
+  const [name, setName] = useState(`${b.name}-copy`)
+  return (
+    <form onSubmit={(e) => {
+      e.preventDefault()
+      if (!name || name === b.name) return
+      actions.addPending({ op: 'copy', name: b.name, newName: name })
+      onDone()
+    }}>
+      <label htmlFor={id}>Copy <span className="mono">{b.name}</span> to a new bitmap named</label>
+      <input id={id} className="text-input mono" value={name} onChange={(e) => setName(e.target.value)} required maxLength={1023} autoFocus />
+      <p className="small muted">Same granularity, flags and bits: a checkpoint to compare against later, or to keep before a clear.</p>
+      <div className="form-buttons">
+        <button type="submit" className="btn btn-small btn-primary">Stage copy</button>
         <button type="button" className="btn btn-small" onClick={onDone}>Cancel</button>
       </div>
     </form>
@@ -173,7 +192,7 @@ function MergeForm({ b, all, onDone }: { b: BitmapSummary; all: BitmapSummary[];
   return (
     <form onSubmit={(e) => {
       e.preventDefault()
-      actions.addPending({ kind: 'merge', source: b.name, target })
+      actions.addPending({ op: 'merge', name: target, source: b.name })
       onDone()
     }}>
       <label htmlFor={id}>Merge <span className="mono">{b.name}</span> into</label>
@@ -195,7 +214,7 @@ function ClearInUseForm({ b, onDone }: { b: BitmapSummary; onDone: () => void })
   return (
     <form onSubmit={(e) => {
       e.preventDefault()
-      actions.addPending({ kind: 'clear-in-use', name: b.name, mode })
+      actions.addPending({ op: 'clear-in-use', name: b.name, mode })
       onDone()
     }}>
       <fieldset className="radio-list">
@@ -222,7 +241,7 @@ function RemoveForm({ b, onDone }: { b: BitmapSummary; onDone: () => void }): Re
     <div role="group" aria-label={`Confirm removing ${b.name}`}>
       <p className="small">Remove <span className="mono">{b.name}</span>? Its clusters are freed. Incremental backups based on it must restart with a full backup.</p>
       <div className="form-buttons">
-        <button type="button" className="btn btn-small btn-danger" onClick={() => { actions.addPending({ kind: 'remove', name: b.name }); onDone() }}>Stage removal</button>
+        <button type="button" className="btn btn-small btn-danger" onClick={() => { actions.addPending({ op: 'remove', name: b.name }); onDone() }}>Stage removal</button>
         <button type="button" className="btn btn-small" onClick={onDone}>Cancel</button>
       </div>
     </div>
@@ -235,7 +254,7 @@ function RepairForm({ onDone }: { onDone: () => void }): ReactNode {
   return (
     <form onSubmit={(e) => {
       e.preventDefault()
-      actions.addPending({ kind: 'repair', mode })
+      actions.addPending({ op: 'repair', mode })
       onDone()
     }}>
       <fieldset className="radio-list">

@@ -187,7 +187,7 @@ describe('heatRequest', () => {
           expect(r.start % block).toBe(0)
           expect(r.end - v.end).toBeLessThan(cell)
         } else {
-          expect(r).toEqual({ start: v.start, end: v.end, cells: cellsFor(v, w, g) })
+          expect(r).toEqual({ start: v.start, end: v.end, cells: cellsFor(v, w, g), snapped: false })
         }
       },
     ))

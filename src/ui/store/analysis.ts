@@ -2,14 +2,15 @@
  * The backup-analysis part of the store: the dirty × allocation overlay, per-extent allocation
  * splits, incremental-backup estimates, bitmap algebra (results stay in the worker and come in
  * pages), libvirt checkpoint cross-checks and several open images (a backing chain). Wired
- * into createAppStore, which owns the view, the selection and the generation counter.
+ * into createAppStore; the view, the selection and the generation counter are other slices'.
  */
 import type {
   AlgebraResult, BitmapRef, BitmapSummary, CheckpointFile, CheckpointView, EngineClient, ErrorInfo, Estimate, Extent,
   ImageEntry, OverlayResult, SetOp, SplitRow,
 } from '../../session/api.js'
 import { type View, heatRequest } from '../heatmap/geometry.js'
-import type { EditSpec } from './edits.js'
+import type { Change } from './edits.js'
+import { latestRefresh } from './latest.js'
 
 export type HeatMode = 'dirty' | 'allocation'
 
@@ -135,7 +136,7 @@ export interface AnalysisCtx {
   fail: (context: string, e: unknown) => void
   isAbort: (e: unknown) => boolean
   errorInfo: (e: unknown) => ErrorInfo
-  addPending: (e: EditSpec) => void
+  addPending: (e: Change) => void
   /** switch the shown image to another of the open set (the store re-shows it) */
   activate: (id: number) => Promise<void>
   startJob: (label: string) => { id: number; signal: AbortSignal }
@@ -155,10 +156,6 @@ export function createAnalysis(ctx: AnalysisCtx): {
   recheckCheckpoints: () => void
 } {
   const { get, set, client } = ctx
-  let overlayBusy = false
-  let overlayAgain = false
-  let algebraBusy = false
-  let algebraAgain = false
   let algebraSeq = 0
   const splitsLoading = new Set<string>()
   const algebraLoading = new Set<number>()
@@ -168,42 +165,32 @@ export function createAnalysis(ctx: AnalysisCtx): {
     return get().image?.summary.bitmaps.find((b) => b.index === index)
   }
 
-  function refreshOverlay(): void {
-    if (overlayBusy) { overlayAgain = true; return }
+  /** Fetch the overlay the view wants now; true when it fetched (look again: the view may have moved). */
+  async function fetchOverlay(): Promise<boolean> {
     const s = get()
     const index = s.selected
     const b = bitmap(index)
-    if (s.heatMode !== 'allocation' || !s.view || index === null || !b || s.stats[index]?.scan.status !== 'done') return
+    if (s.heatMode !== 'allocation' || !s.view || index === null || !b || s.stats[index]?.scan.status !== 'done') return false
     const forView = s.view
     const req = heatRequest(forView, s.heatWidth, b.granularity)
     const have = s.overlay
     if (have && have.bitmapIndex === index && have.cells === req.cells && have.view.start === req.start && have.view.end === req.end) {
       if (have.forView !== forView) set({ overlay: { ...have, forView } })
-      return
+      return false
     }
-    overlayBusy = true
-    overlayAgain = false
     const gen = ctx.generation()
-    let ok = false
-    client.overlay(index, req.start, req.end, req.cells).then(
-      (o) => {
-        if (gen !== ctx.generation()) return
-        ok = true
-        set({ overlay: { ...o, bitmapIndex: index, forView, view: { start: req.start, end: req.end }, cells: req.cells } })
-      },
-      (e: unknown) => {
-        if (gen !== ctx.generation() || ctx.isAbort(e)) return
-        ctx.fail(`Computing the allocation overlay of '${b.name}'`, e)
-      },
-    ).finally(() => {
-      overlayBusy = false
-      if (gen !== ctx.generation()) return
-      const cur = get()
-      const o = cur.overlay
-      const stale = !o || o.bitmapIndex !== cur.selected || !cur.view || !sameView(o.forView, cur.view)
-      if (overlayAgain || (ok && stale && cur.heatMode === 'allocation')) refreshOverlay()
-    })
+    try {
+      const o = await client.overlay(index, req.start, req.end, req.cells)
+      if (gen !== ctx.generation()) return false
+      set({ overlay: { ...o, bitmapIndex: index, forView, view: { start: req.start, end: req.end }, cells: req.cells } })
+      return true
+    } catch (e) {
+      if (gen === ctx.generation() && !ctx.isAbort(e)) ctx.fail(`Computing the allocation overlay of '${b.name}'`, e)
+      return false
+    }
   }
+
+  const refreshOverlay = latestRefresh(fetchOverlay)
 
   function loadSplits(bitmapIndex: number, page: number, first: number, count: number): void {
     const key = `${bitmapIndex}:${page}`
@@ -262,41 +249,35 @@ export function createAnalysis(ctx: AnalysisCtx): {
     void computeEstimate(index)
   }
 
-  /** Heat cells and the list window of the algebra result for the current view. */
-  function refreshAlgebra(): void {
-    if (algebraBusy) { algebraAgain = true; return }
+  /** Fetch the algebra result's cells and list window for the view now; true when it fetched. */
+  async function fetchAlgebra(): Promise<boolean> {
     const s = get()
     const al = s.algebra
-    if (!al || al.status !== 'done' || !al.result || !s.view) return
+    if (!al || al.status !== 'done' || !al.result || !s.view) return false
     const forView = s.view
     const req = heatRequest(forView, s.heatWidth, al.granularity)
     const id = al.result.id
     const haveHeat = al.heat && al.heat.resultId === id && al.heat.cells === req.cells && al.heat.view.start === req.start && al.heat.view.end === req.end
-    algebraBusy = true
-    algebraAgain = false
+    if (haveHeat && al.heat && sameView(al.heat.forView, forView) && al.window) return false
     const gen = ctx.generation()
     const whole = forView.start === 0 && forView.end >= (s.image?.summary.diskLength ?? 0)
-    const heatP = haveHeat ? Promise.resolve(null) : client.algebraHeat(id, req.start, req.end, req.cells)
-    const winP = al.mode === 'all' || whole ? Promise.resolve({ first: 0, count: al.result.extentCount }) : client.algebraWindow(id, forView.start, forView.end)
-    Promise.all([heatP, winP]).then(
-      ([counts, window]) => {
-        const cur = get().algebra
-        if (gen !== ctx.generation() || !cur || cur.result?.id !== id) return
-        const heat = counts ? { resultId: id, forView, view: { start: req.start, end: req.end }, cells: req.cells, counts } : cur.heat ? { ...cur.heat, forView } : null
-        set({ algebra: { ...cur, heat, window } })
-      },
-      (e: unknown) => {
-        if (gen !== ctx.generation() || ctx.isAbort(e)) return
-        ctx.fail('Showing the comparison', e)
-      },
-    ).finally(() => {
-      algebraBusy = false
-      const cur = get()
-      const h = cur.algebra?.heat
-      const stale = cur.algebra?.status === 'done' && cur.view && (!h || !sameView(h.forView, cur.view))
-      if (algebraAgain || stale) refreshAlgebra()
-    })
+    try {
+      const [counts, window] = await Promise.all([
+        haveHeat ? Promise.resolve(null) : client.algebraHeat(id, req.start, req.end, req.cells),
+        al.mode === 'all' || whole ? Promise.resolve({ first: 0, count: al.result.extentCount }) : client.algebraWindow(id, forView.start, forView.end),
+      ])
+      const cur = get().algebra
+      if (gen !== ctx.generation() || !cur || cur.result?.id !== id) return false
+      const heat = counts ? { resultId: id, forView, view: { start: req.start, end: req.end }, cells: req.cells, counts } : cur.heat ? { ...cur.heat, forView } : null
+      set({ algebra: { ...cur, heat, window } })
+      return true
+    } catch (e) {
+      if (gen === ctx.generation() && !ctx.isAbort(e)) ctx.fail('Showing the comparison', e)
+      return false
+    }
   }
+
+  const refreshAlgebra = latestRefresh(fetchAlgebra)
 
   function recheckCheckpoints(): void {
     const c = get().checkpoints
@@ -404,8 +385,8 @@ export function createAnalysis(ctx: AnalysisCtx): {
       if (al.op !== 'union') {
         // ∩, ∖, ⊕ clear bits where a merge would only set them: qbm's own edit sets the result's
         // granules in a new, empty bitmap at the finer granularity (exact at byte resolution).
-        ctx.addPending({ kind: 'add', name, granularity: al.granularity, enabled: false })
-        ctx.addPending({ kind: 'set-from-algebra', name, algebraId: al.result.id, what: `${al.aName} ${OP_LABEL[al.op].sign} ${al.bName}` })
+        ctx.addPending({ op: 'add', name, granularity: al.granularity, disabled: true })
+        ctx.addPending({ op: 'set-ranges', name, resultId: al.result.id, what: `${al.aName} ${OP_LABEL[al.op].sign} ${al.bName}` })
         return true
       }
       const nameOf = (r: BitmapRef): string | undefined => {
@@ -418,9 +399,9 @@ export function createAnalysis(ctx: AnalysisCtx): {
       const active = s.activeImageId
       const other = (r: BitmapRef): { sourceImageId: number } | Record<string, never> => (active !== null && r.image !== active ? { sourceImageId: r.image } : {})
       // The finer granularity keeps the union exact at byte resolution.
-      ctx.addPending({ kind: 'add', name, granularity: al.granularity, enabled: false })
-      ctx.addPending({ kind: 'merge', source: an, target: name, ...other(al.a) })
-      ctx.addPending({ kind: 'merge', source: bn, target: name, ...other(al.b) })
+      ctx.addPending({ op: 'add', name, granularity: al.granularity, disabled: true })
+      ctx.addPending({ op: 'merge', name, source: an, ...other(al.a) })
+      ctx.addPending({ op: 'merge', name, source: bn, ...other(al.b) })
       return true
     },
 

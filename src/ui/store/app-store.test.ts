@@ -527,9 +527,9 @@ describe('reviewing and saving changes', () => {
   it('plans every pending change in one request, in order, and shows the plan for review', async () => {
     const { store, client } = make()
     await store.getState().open(viaHandle, 'drop')
-    store.getState().addPending({ kind: 'add', name: 'new', enabled: false, granularity: 4096 })
-    store.getState().addPending({ kind: 'clear-in-use', name: 'stale', mode: 'dirty' })
-    store.getState().addPending({ kind: 'merge', source: 'b1', target: 'b0' })
+    store.getState().addPending({ op: 'add', name: 'new', disabled: true, granularity: 4096 })
+    store.getState().addPending({ op: 'clear-in-use', name: 'stale', mode: 'dirty' })
+    store.getState().addPending({ op: 'merge', name: 'b0', source: 'b1' })
     await store.getState().reviewChanges()
     expect(client.requests[0]).toEqual({
       force: false,
@@ -547,7 +547,7 @@ describe('reviewing and saving changes', () => {
     await store.getState().open(viaHandle, 'drop')
     // The engine's own refusal (the planner's words may change; the code is what the store reads).
     client.planError = { info: toErrorInfo(new ConstraintError('1 bitmap is in use (stale)', 'bitmaps-in-use')) }
-    store.getState().addPending({ kind: 'remove', name: 'b1' })
+    store.getState().addPending({ op: 'remove', name: 'b1' })
     await store.getState().reviewChanges()
     const r = store.getState().review
     expect(r).toMatchObject({ status: 'refused', needsForce: true, error: { code: 'bitmaps-in-use' } })
@@ -567,7 +567,7 @@ describe('reviewing and saving changes', () => {
     await store.getState().open(viaHandle, 'drop')
     await settle()
     store.getState().select(2)
-    store.getState().addPending({ kind: 'remove', name: 'b1' })
+    store.getState().addPending({ op: 'remove', name: 'b1' })
     await store.getState().reviewChanges()
     client.afterCommit = { name: 'disk.qcow2', writable: true, writeMode: 'copy', summary: summary([bitmap(0, 'b0'), bitmap(1, 'stale')]) }
     const asked: FileSystemFileHandle[] = []
@@ -588,7 +588,7 @@ describe('reviewing and saving changes', () => {
   it('writes nothing when the permission is refused, and keeps the review', async () => {
     const { store, client } = make()
     await store.getState().open(viaHandle, 'drop')
-    store.getState().addPending({ kind: 'clear', name: 'b0' })
+    store.getState().addPending({ op: 'clear', name: 'b0' })
     await store.getState().reviewChanges()
     expect(await store.getState().writeToFile(async () => false)).toBe(false)
     expect(client.calls.some((c) => c.startsWith('commit'))).toBe(false)
@@ -600,7 +600,7 @@ describe('reviewing and saving changes', () => {
   it('refuses to write an image opened as a plain File, but builds an edited copy', async () => {
     const { store, client } = make()
     await store.getState().open(demo, 'demo')
-    store.getState().addPending({ kind: 'disable', name: 'b0' })
+    store.getState().addPending({ op: 'disable', name: 'b0' })
     await store.getState().reviewChanges()
     expect(await store.getState().writeToFile(async () => true)).toBe(false)
     expect(client.calls.some((c) => c.startsWith('commit'))).toBe(false)
@@ -611,7 +611,7 @@ describe('reviewing and saving changes', () => {
   it('keeps the changes and reports the error when the commit fails', async () => {
     const { store, client } = make()
     await store.getState().open(viaHandle, 'drop')
-    store.getState().addPending({ kind: 'clear', name: 'b0' })
+    store.getState().addPending({ op: 'clear', name: 'b0' })
     await store.getState().reviewChanges()
     client.commitError = { info: { code: 'DeviceError', message: "'disk.qcow2' changed on disk since it was opened; nothing was written." } }
     expect(await store.getState().writeToFile(async () => true)).toBe(false)
@@ -624,7 +624,7 @@ describe('reviewing and saving changes', () => {
   it('drops the worker-side plan when the review is closed', async () => {
     const { store, client } = make()
     await store.getState().open(viaHandle, 'drop')
-    store.getState().addPending({ kind: 'clear', name: 'b0' })
+    store.getState().addPending({ op: 'clear', name: 'b0' })
     await store.getState().reviewChanges()
     store.getState().closeReview()
     expect(store.getState().review).toBeNull()
@@ -652,10 +652,10 @@ describe('table, SHA-256, pending changes and recent files', () => {
 
   it('stages edits as a pending list and removes them one by one', () => {
     const { store } = make()
-    store.getState().addPending({ kind: 'remove', name: 'b1' })
-    store.getState().addPending({ kind: 'clear-in-use', name: 'stale', mode: 'dirty' })
+    store.getState().addPending({ op: 'remove', name: 'b1' })
+    store.getState().addPending({ op: 'clear-in-use', name: 'stale', mode: 'dirty' })
     const [a, b] = store.getState().pending
-    expect(a).toMatchObject({ kind: 'remove', name: 'b1' })
+    expect(a).toMatchObject({ op: 'remove', name: 'b1' })
     store.getState().removePending(a!.id)
     expect(store.getState().pending).toEqual([b])
     store.getState().clearPending()
@@ -725,17 +725,17 @@ describe('backup analysis (issue 6)', () => {
     expect(store.getState().algebra!.pages[0]).toEqual(client.algebraExtents)
     // not a union: add + set the result's granules (qbm's own edit), by the result's id
     expect(store.getState().stageAlgebraSave('x')).toBe(true)
-    expect(store.getState().pending.map((p) => p.kind)).toEqual(['add', 'set-from-algebra'])
-    expect(store.getState().pending[1]).toMatchObject({ kind: 'set-from-algebra', name: 'x', algebraId: 7, what: 'b0 ∖ b1' })
+    expect(store.getState().pending.map((p) => p.op)).toEqual(['add', 'set-ranges'])
+    expect(store.getState().pending[1]).toMatchObject({ op: 'set-ranges', name: 'x', resultId: 7, what: 'b0 ∖ b1' })
     store.getState().clearPending()
     await store.getState().runAlgebra({ image: 1, bitmap: 0 }, { image: 1, bitmap: 1 }, 'union')
     await settle()
     expect(client.calls).toContain('alg-drop 7') // the previous result is forgotten in the worker
     expect(store.getState().stageAlgebraSave('both')).toBe(true)
-    expect(store.getState().pending.map((p) => p.kind)).toEqual(['add', 'merge', 'merge'])
-    expect(store.getState().pending[0]).toMatchObject({ kind: 'add', name: 'both', granularity: 65536 })
-    expect(store.getState().pending[1]).toMatchObject({ kind: 'merge', source: 'b0', target: 'both' })
-    expect(store.getState().pending[2]).toMatchObject({ kind: 'merge', source: 'b1', target: 'both' })
+    expect(store.getState().pending.map((p) => p.op)).toEqual(['add', 'merge', 'merge'])
+    expect(store.getState().pending[0]).toMatchObject({ op: 'add', name: 'both', granularity: 65536 })
+    expect(store.getState().pending[1]).toMatchObject({ op: 'merge', source: 'b0', name: 'both' })
+    expect(store.getState().pending[2]).toMatchObject({ op: 'merge', source: 'b1', name: 'both' })
     store.getState().closeAlgebra()
     al = store.getState().algebra!
     expect(al).toBeNull()

@@ -3,31 +3,14 @@
  * together ("Write to file" or "Download edited copy"), because Chromium copies the whole file
  * for every write session (browser-platform.md), so one save must carry every change.
  */
-import type { PlanRequest, RepairMode } from '../../session/api.js'
+import { describeEdit } from '../../engine/shared.js'
+import type { ClearInUseMode, Edit, PlanRequest, RepairMode } from '../../session/api.js'
 
-export type ClearInUseMode = 'keep' | 'dirty' | 'empty'
+/** A staged change: an edit (the API's Edit, as the planner takes it), or a repair, written on its own. */
+export type Change = Edit | { op: 'repair'; mode: RepairMode }
 
-export type EditSpec =
-  /** granularity undefined: qemu-img's default for the cluster size */
-  | { kind: 'add'; name: string; granularity?: number; enabled: boolean }
-  | { kind: 'remove'; name: string }
-  | { kind: 'clear-in-use'; name: string; mode: ClearInUseMode }
-  | { kind: 'enable'; name: string }
-  | { kind: 'disable'; name: string }
-  | { kind: 'clear'; name: string }
-  /** sourceImageId: the source bitmap is in another image of the open set */
-  | { kind: 'merge'; source: string; target: string; sourceImageId?: number }
-  | { kind: 'rename'; name: string; newName: string }
-  /** set the granules of a comparison result computed in this session (kept in the worker) */
-  | { kind: 'set-from-algebra'; name: string; algebraId: number; what: string }
-  | { kind: 'repair'; mode: RepairMode }
-
-export type PendingEdit = EditSpec & { id: number }
-
-/** qemu-img's default granularity for a new bitmap: the cluster size within [4 KiB, 64 KiB]. */
-export function defaultGranularity(clusterSize: number): number {
-  return Math.min(65536, Math.max(4096, clusterSize))
-}
+/** A staged change and its place in the pending list. */
+export type PendingEdit = Change & { id: number }
 
 export const CLEAR_IN_USE_CONSEQUENCE: Record<ClearInUseMode, string> = {
   keep: 'Keep its stored bits. Writes made while it was in use are NOT in them: the next incremental backup from it copies only the regions dirty at its last clean save and can silently miss data. Only if you know nothing was written since.',
@@ -48,54 +31,19 @@ export const REPAIR_CONSEQUENCE: Record<RepairMode, string> = {
   retrust: 'Trust the bitmaps again (set autoclear bit 0) and mark every one of them fully dirty, since writes may have been missed.',
 }
 
-/** What a staged edit will do, in plain words (shown in the pending list). */
-export function describeEdit(e: EditSpec): string {
-  switch (e.kind) {
-    case 'add':
-      return `Add bitmap '${e.name}' (granularity ${e.granularity !== undefined ? `${e.granularity} bytes` : "qemu-img's default"}, ${e.enabled ? 'enabled: QEMU records writes into it' : 'disabled'}), empty.`
-    case 'remove':
-      return `Remove bitmap '${e.name}' and free its clusters. Backups based on it must restart with a full backup.`
-    case 'clear-in-use':
-      return `Clear in_use on '${e.name}'. ${CLEAR_IN_USE_CONSEQUENCE[e.mode]}`
-    case 'enable':
-      return `Enable '${e.name}' (set the auto flag): QEMU records writes into it when the image is next used.`
-    case 'disable':
-      return `Disable '${e.name}' (clear the auto flag): QEMU keeps it but stops recording writes.`
-    case 'clear':
-      return `Clear every dirty bit of '${e.name}'.`
-    case 'merge':
-      return `Merge '${e.source}'${e.sourceImageId !== undefined ? ' (from another open image)' : ''} into '${e.target}': every granule dirty in either becomes dirty in '${e.target}'.`
-    case 'rename':
-      return `Rename '${e.name}' to '${e.newName}'.`
-    case 'set-from-algebra':
-      return `Set in '${e.name}' every granule dirty in ${e.what} (the comparison computed in this session; qbm's own edit, qemu-img has none like it).`
-    case 'repair':
-      return `Repair: ${REPAIR_CONSEQUENCE[e.mode]}`
-  }
+/** What a staged change will do, in plain words (the pending list): the planner's own words for an edit. */
+export function describeChange(c: Change, clusterSize?: number): string {
+  if (c.op === 'repair') return `Repair: ${REPAIR_CONSEQUENCE[c.mode]}`
+  return describeEdit(c, clusterSize !== undefined ? { clusterSize } : {})
 }
 
 /** The pending list as the planner's request: edits in order, or the one repair. */
-export function toPlanRequest(pending: readonly EditSpec[], force: boolean): PlanRequest {
-  const repair = pending.find((e): e is Extract<EditSpec, { kind: 'repair' }> => e.kind === 'repair')
+export function toPlanRequest(pending: readonly PendingEdit[], force: boolean): PlanRequest {
+  const repair = pending.find((e): e is Extract<PendingEdit, { op: 'repair' }> => e.op === 'repair')
   if (repair) {
     if (pending.length > 1) throw new Error('A repair is written on its own: unstage the other changes first.')
     return { edits: [], repair: repair.mode, force }
   }
-  return {
-    force,
-    edits: pending.map((e) => {
-      switch (e.kind) {
-        case 'add': return { op: 'add' as const, name: e.name, ...(e.granularity !== undefined ? { granularity: e.granularity } : {}), disabled: !e.enabled }
-        case 'remove': return { op: 'remove' as const, name: e.name }
-        case 'clear-in-use': return { op: 'clear-in-use' as const, name: e.name, mode: e.mode }
-        case 'enable': return { op: 'enable' as const, name: e.name }
-        case 'disable': return { op: 'disable' as const, name: e.name }
-        case 'clear': return { op: 'clear' as const, name: e.name }
-        case 'merge': return { op: 'merge' as const, name: e.target, source: e.source, ...(e.sourceImageId !== undefined ? { sourceImageId: e.sourceImageId } : {}) }
-        case 'rename': return { op: 'rename' as const, name: e.name, newName: e.newName }
-        case 'set-from-algebra': return { op: 'set-ranges' as const, name: e.name, algebraId: e.algebraId, what: e.what }
-        case 'repair': throw new Error('unreachable')
-      }
-    }),
-  }
+  // The edits as the API takes them: without the list's ids (the server refuses unknown fields).
+  return { force, edits: pending.map(({ id: _id, ...e }) => e as Edit) }
 }

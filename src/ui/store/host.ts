@@ -2,7 +2,7 @@
  * The host part of the store, when `qbm serve` served the page: what the host serves, the
  * overview of every image under its PATHs (refreshed on demand, checked row by row in the
  * background), and which row to open. In the browser (`hostInfo()` is null) it stays empty.
- * Wired into createAppStore, which owns opening and jobs.
+ * Wired into createAppStore; opening (open.ts) and jobs (jobs.ts) are other slices'.
  */
 import type { EngineClient, HostInfo, HostOverview, OverviewRow } from '../../session/api.js'
 import { needsAttention } from '../../session/overview.js'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { latestWins } from './latest.js'
+import { latestRefresh, latestWins } from './latest.js'
 
 function gate(): { promise: Promise<void>; open: () => void } {
   let open!: () => void
@@ -38,5 +38,35 @@ describe('latestWins', () => {
     ask(1)
     await new Promise((r) => setTimeout(r, 0))
     expect(settled).toBe(0)
+  })
+})
+
+describe('latestRefresh', () => {
+  it('reads what is wanted when it runs, looks again after a fetch, and runs once more for asks made meanwhile', async () => {
+    let wanted = 1
+    let have = 0
+    const fetched: number[] = []
+    let g = gate()
+    const refresh = latestRefresh(async () => {
+      if (have === wanted) return false // nothing to do: no loop
+      const w = wanted
+      await g.promise
+      fetched.push(w)
+      have = w
+      return true
+    })
+    refresh()
+    wanted = 2
+    refresh()
+    wanted = 3
+    refresh() // only one more run for both asks
+    g.open()
+    await new Promise((r) => setTimeout(r, 0))
+    expect(fetched).toEqual([1, 3])
+    g = gate()
+    g.open()
+    refresh()
+    await new Promise((r) => setTimeout(r, 0))
+    expect(fetched).toEqual([1, 3])
   })
 })

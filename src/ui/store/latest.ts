@@ -19,3 +19,14 @@ export function latestWins<W>(run: (want: W) => Promise<boolean>, settled?: () =
   }
   return go
 }
+
+/**
+ * latestWins for a request that reads what is wanted from the store when it runs: `run` asks for
+ * what the store wants now and resolves true when it fetched something (the store may have moved
+ * on meanwhile, so it looks again), false when nothing was needed or the request failed (no
+ * retry). Asks while one runs make it run once more afterwards.
+ */
+export function latestRefresh(run: () => Promise<boolean>): () => void {
+  const go: (want: void) => void = latestWins<void>(run, () => go())
+  return () => go()
+}

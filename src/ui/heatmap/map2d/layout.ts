@@ -11,10 +11,11 @@
  * wide view is a block edge, which the engine answers from the scan's block index without
  * reading bitmap data.
  */
+import { BLOCK_BITS } from '../../../engine/shared.js'
 import { hilbertDistance, hilbertPoint } from './hilbert.js'
 
 /** Bits per block of the engine's block index (BitmapReader): counts at block edges cost no read. */
-export const BLOCK_GRANULES = 4096
+export const BLOCK_GRANULES = BLOCK_BITS
 
 /** How cells follow each other on the canvas. */
 export type MapOrder = 'rows' | 'hilbert'

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
-import { allExtents, openImage, type Extent, type Image } from '../engine/index.js'
-import { readerFor } from '../engine/describe.js'
-import { NodeFileDevice } from '../io/node-file.js'
-import { sh, tempDir } from '../test-support/tools.js'
-import { extentIndexAt, extentWindowOf } from './extent-index.js'
+import { allExtents, openImage, type Extent, type Image } from '../index.js'
+import { readerFor } from '../describe.js'
+import { NodeFileDevice } from '../../io/node-file.js'
+import { sh, tempDir } from '../../test-support/tools.js'
+import { extentIndexAt, extentWindow } from './extents.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -65,7 +65,7 @@ describe('extent numbers from offsets', () => {
     for (const o of probes()) expect([o, await extentIndexAt(r, o)]).toEqual([o, expectedIndex(o)])
   })
 
-  it('extentWindowOf lists exactly the extents that meet a range', async () => {
+  it('extentWindow lists exactly the extents that meet a range', async () => {
     const r = readerFor(img, img.bitmaps[0]!)
     const ps = probes()
     for (let a = 0; a < ps.length; a += 3) {
@@ -73,7 +73,7 @@ describe('extent numbers from offsets', () => {
         const from = Math.min(ps[a]!, ps[b]!)
         const to = Math.max(ps[a]!, ps[b]!)
         const want = from === to ? [] : extents.map((x, i) => [x, i] as const).filter(([x]) => x.offset < to && x.offset + x.length > from).map(([, i]) => i)
-        const w = await extentWindowOf(r, from, to)
+        const w = await extentWindow(r, from, to)
         expect([from, to, w.count]).toEqual([from, to, want.length])
         if (want.length > 0) expect(w.first).toBe(want[0])
       }
