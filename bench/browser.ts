@@ -10,15 +10,16 @@
  *  - the longest main-thread task while the app scans D: Chromium's trace between the app's
  *    `qbm:scan-start` and `qbm:scan-end` marks, as e2e/quality.spec.ts reads it.
  */
-import { createReadStream, existsSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { createReadStream, existsSync, rmSync, statSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, sep } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test'
 import { CHROMIUM, CHROMIUM_ARGS } from '../e2e/browser.js'
 import { realDrop } from '../e2e/helpers.js'
+import { mainThreadTasks } from '../src/test-support/trace.js'
 import type { ScanResult } from './browser/scan.worker.js'
-import { log, median, max } from './util.js'
+import { log, median } from './util.js'
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
@@ -120,7 +121,6 @@ async function scanVsRead(ctx: BrowserContext, url: string, image: string, bitma
   }
 }
 
-interface TraceEvent { name: string; ph: string; pid: number; tid: number; ts: number; dur?: number; tdur?: number; cat?: string }
 
 async function appScanTasks(browser: Browser, ctx: BrowserContext, url: string, image: string, tracePath: string): Promise<BrowserFigures['appScan']> {
   const page = await ctx.newPage()
@@ -131,31 +131,11 @@ async function appScanTasks(browser: Browser, ctx: BrowserContext, url: string, 
     await realDrop(page, image)
     await waitForMark(page, 'qbm:scan-end', 300_000)
     await browser.stopTracing()
-    return mainThreadTasks(tracePath, 'qbm:scan-start', 'qbm:scan-end')
+    const t = mainThreadTasks(tracePath, 'qbm:scan-start', 'qbm:scan-end')
+    return { scanMs: t.scanMs, tasks: t.list.length, maxCpuMs: t.maxCpuMs, maxWallMs: t.maxWallMs }
   } finally {
     await page.close()
     rmSync(tracePath, { force: true })
   }
 }
 
-/** Top-level tasks of the page's main thread between two performance marks (CPU and wall time). */
-function mainThreadTasks(path: string, from: string, to: string): BrowserFigures['appScan'] {
-  const raw = JSON.parse(readFileSync(path, 'utf8')) as { traceEvents: TraceEvent[] } | TraceEvent[]
-  const ev = Array.isArray(raw) ? raw : raw.traceEvents
-  const mark = (name: string): TraceEvent => {
-    const m = ev.filter((e) => e.name === name && (e.cat ?? '').includes('user_timing')).at(-1)
-    if (!m) throw new Error(`performance mark ${name} is not in the trace`)
-    return m
-  }
-  const a = mark(from)
-  const b = mark(to)
-  const list = ev
-    .filter((e) => e.name === 'RunTask' && e.ph === 'X' && e.pid === a.pid && e.tid === a.tid && e.ts + (e.dur ?? 0) > a.ts && e.ts < b.ts)
-    .map((e) => ({ wallMs: (e.dur ?? 0) / 1000, cpuMs: (e.tdur ?? e.dur ?? 0) / 1000 }))
-  return {
-    scanMs: (b.ts - a.ts) / 1000,
-    tasks: list.length,
-    maxCpuMs: max([0, ...list.map((t) => t.cpuMs)]),
-    maxWallMs: max([0, ...list.map((t) => t.wallMs)]),
-  }
-}

@@ -13,23 +13,15 @@
  * qemu-io and Chromium (CHROMIUM_PATH or /usr/bin/chromium); builds the app itself (the spec's
  * web server runs `vite build`).
  */
+import type { Row } from './rows.js'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { log } from './util.js'
 
-/** A row of the bench table (the shape of bench/main.ts's Row). */
-export interface Map2dBenchRow {
-  figure: string
-  qbm: string
-  baseline: string
-  ratio: string
-  target: string
-  /** null: not a target, or not measured */
-  met: boolean | null
-  data?: Record<string, unknown>
-}
+/** A row of the bench table. */
+export type Map2dBenchRow = Row
 
 /** Where the repository is, how many drops, which port. */
 export interface Map2dBenchOptions {

@@ -7,21 +7,13 @@
  * The scan runs with its defaults (every image also checked like `qemu-img check`); the
  * `--no-check` and Prometheus variants are reported beside it.
  */
+import type { Row } from './rows.js'
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Series, log, median, max, run, series, timed } from './util.js'
 
-/** A row of the bench table (the shape of bench/main.ts's Row). */
-export interface ScanBenchRow {
-  figure: string
-  qbm: string
-  baseline: string
-  ratio: string
-  target: string
-  /** null: not a target */
-  met: boolean | null
-  data?: Record<string, unknown>
-}
+/** A row of the bench table. */
+export type ScanBenchRow = Row
 
 /** Where and how long. */
 export interface ScanBenchOptions {

@@ -16,22 +16,15 @@
  *
  * Called as `rows.push(...await benchServeEdit({ dir, qbmBin }))`; bench/serve-run.mjs runs it alone.
  */
+import type { Row } from './rows.js'
 import { mkdirSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Edit } from '../src/session/api.js'
 import { type ServeProcess, type SocketClient, connectClient, startServe } from '../src/test-support/serve.js'
 import { GiB, Prng, log, median, run, timed } from './util.js'
 
-/** A row of the bench table (the shape of bench/main.ts's Row). */
-export interface EditBenchRow {
-  figure: string
-  qbm: string
-  baseline: string
-  ratio: string
-  target: string
-  met: boolean | null
-  data?: Record<string, unknown>
-}
+/** A row of the bench table. */
+export type EditBenchRow = Row
 
 export interface EditBenchOptions {
   /** a temp dir the bench owns (needs a few hundred MiB on disk; the files are sparse) */

@@ -19,6 +19,7 @@
  * Called as `rows.push(...await benchServeLatency({ dir, qbmBin }))`; bench/serve-run.mjs runs
  * it alone.
  */
+import type { Row } from './rows.js'
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -28,16 +29,8 @@ import { decodeMessage } from '../src/transport/codec.js'
 import { type ServeProcess, connectClient, startServe } from '../src/test-support/serve.js'
 import { Prng, log, median, run } from './util.js'
 
-/** A row of the bench table (the shape of bench/main.ts's Row). */
-export interface LatencyBenchRow {
-  figure: string
-  qbm: string
-  baseline: string
-  ratio: string
-  target: string
-  met: boolean | null
-  data?: Record<string, unknown>
-}
+/** A row of the bench table. */
+export type LatencyBenchRow = Row
 
 export interface LatencyBenchOptions {
   /** a temp dir the bench owns */

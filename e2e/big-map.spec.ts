@@ -15,7 +15,7 @@ import { appendFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fillBitmap } from '../bench/write-bitmap.js'
 import { qemuBitmaps, realDrop, requireTool, sh, tempDir } from './helpers.js'
-import { mainThreadTasks } from './trace.js'
+import { mainThreadTasks } from '../src/test-support/trace.js'
 
 let dir: ReturnType<typeof tempDir>
 test.beforeAll(() => {

@@ -6,20 +6,10 @@
  * or critical violation. Screenshots of each go to test-results/screenshots.
  */
 import { expect, test, type Locator, type Page } from '@playwright/test'
-import axe from 'axe-core'
+import { seriousViolations } from './axe.js'
 import { join } from 'node:path'
 import { ROOT, qemuBitmaps, screenshot, waitForScans } from './helpers.js'
 
-interface AxeViolation { id: string; impact: string | null; help: string; nodes: Array<{ target: unknown }> }
-
-async function seriousViolations(page: Page): Promise<AxeViolation[]> {
-  await page.addScriptTag({ content: axe.source })
-  const res = await page.evaluate(async () => {
-    const r = await (window as unknown as { axe: { run: (c?: unknown) => Promise<{ violations: AxeViolation[] }> } }).axe.run(document)
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target })) }))
-  })
-  return res.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-}
 
 type Box = { x: number; y: number; width: number; height: number }
 

@@ -4,25 +4,15 @@
  * drop-to-first-heatmap for 2 TiB disks and a responsive page while 512 MiB of bitmap is read.
  */
 import { expect, test, type Page } from '@playwright/test'
-import axe from 'axe-core'
+import { seriousViolations } from './axe.js'
 import { join } from 'node:path'
 import {
   ROOT, foreignRequests, publishScreenshot, qemuBitmaps, realDrop, recordRequests, requireTool, screenshot, sh, tempDir,
   waitForScans,
 } from './helpers.js'
-import { mainThreadTasks } from './trace.js'
+import { mainThreadTasks } from '../src/test-support/trace.js'
 import { type MapGrid, cellOfByte, cellXY } from '../src/ui/heatmap/map2d/layout.js'
 
-interface AxeViolation { id: string; impact: string | null; help: string; nodes: Array<{ target: unknown }> }
-
-async function seriousViolations(page: Page): Promise<AxeViolation[]> {
-  await page.addScriptTag({ content: axe.source })
-  const res = await page.evaluate(async () => {
-    const r = await (window as unknown as { axe: { run: (c?: unknown) => Promise<{ violations: AxeViolation[] }> } }).axe.run(document)
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target })) }))
-  })
-  return res.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-}
 
 test.describe('accessibility', () => {
   // axe is injected as an inline script, which the app's CSP forbids: bypass it for this check only.
