@@ -5,52 +5,25 @@
  * directly (session.test.ts); the Web Worker and the server's WebSocket only carry it.
  */
 import {
-  type AbortSignalLike, type Extent, type Image, type Plan,
-  type BitmapReader, AbortError, AllocationMap, ConstraintError, kindOf, readable, readerFor, bitmapSha256, cellBoundaries, combineExtents, describeImage,
-  extentIndexAt, extentPage, extentWindow, extentsInRange, heatmap, heatmapFromExtents, heatmapSoFar, openImage, parseCheckpointXml, planEdits, planRepair,
+  type AbortSignalLike, type Extent, type Plan,
+  type BitmapReader, AbortError, ConstraintError, kindOf, readable, readerFor, bitmapSha256, cellBoundaries, combineExtents,
+  extentIndexAt, extentPage, extentWindow, extentsInRange, heatmap, heatmapFromExtents, heatmapSoFar, parseCheckpointXml, planEdits, planRepair,
   splitByAllocation, type Checkpoint, type EditSources,
 } from '../engine/index.js'
 import type {
-  CheckpointView, EngineApi, Estimate, HeatmapPreview, HostInfo, ImageEntry, OpenResult, OpenSetResult, OpenSource,
+  CheckpointView, EngineApi, Estimate, HeatmapPreview, HostInfo, OpenResult, OpenSetResult, OpenSource,
   OverlayResult, PlanRequest, PlanReview, ScanResult, SplitRow,
 } from './api.js'
 import { checkpointView } from './checkpoint-view.js'
 import { exportBytes } from './export.js'
 import { ExtentStore } from './extent-store.js'
-import type { OpenedSource, SessionHost } from './host.js'
+import type { SessionHost } from './host.js'
 import { JobRegistry, type ProgressSink } from './jobs.js'
+import { type OpenImage, OpenSet } from './open-set.js'
 import { overlayCells } from './overlay.js'
 
-/** Longest backing chain followed. */
-const MAX_CHAIN = 16
 /** Most extents a comparison keeps (16 bytes each: 128 MiB). */
 export const MAX_ALGEBRA_EXTENTS = 8_000_000
-
-/** One open image. */
-export interface OpenImage {
-  /** id in the open set */
-  id: number
-  source: OpenSource
-  opened: OpenedSource
-  image: Image
-  readers: Map<number, BitmapReader>
-  plans: Map<number, Plan>
-  /** the allocation map through the backing chain, built on first use */
-  alloc?: Promise<ChainMap>
-  result: OpenResult
-  /** opened by the session itself to follow a backing chain (not shown) */
-  hidden: boolean
-}
-
-interface ChainMap {
-  map: AllocationMap
-  layerNames: string[]
-  backingMissing?: string
-}
-
-function baseName(p: string): string {
-  return p.split(/[\\/]/).pop() ?? p
-}
 
 function sig(signal: AbortSignalLike | undefined): { signal?: AbortSignalLike } {
   return signal ? { signal } : {}
@@ -70,8 +43,7 @@ async function* dirtyIn(r: BitmapReader, from: number, to: number, signal?: Abor
 }
 
 export class EngineSession implements EngineApi {
-  private images: OpenImage[] = []
-  private current: OpenImage | undefined
+  private readonly set: OpenSet
   private planSeq = 0
   private algebraSeq = 0
   private readonly algebraResults = new Map<number, ExtentStore>()
@@ -79,19 +51,20 @@ export class EngineSession implements EngineApi {
 
   constructor(private readonly host: SessionHost, progress: ProgressSink) {
     this.jobs = new JobRegistry(progress)
+    this.set = new OpenSet(host)
   }
 
-  // ---- open images ---------------------------------------------------------------------------
-
   private cur(): OpenImage {
-    if (!this.current) throw new Error('no image is open')
-    return this.current
+    return this.set.cur()
   }
 
   private byId(id: number): OpenImage {
-    const s = this.images.find((x) => x.id === id && !x.hidden)
-    if (!s) throw new Error(`image ${id} is not open (it was closed or reopened)`)
-    return s
+    return this.set.byId(id)
+  }
+
+  private closeAll(): void {
+    this.set.closeAll()
+    this.algebraResults.clear()
   }
 
   private reader(bitmapIndex: number, s: OpenImage = this.cur()): BitmapReader {
@@ -99,79 +72,6 @@ export class EngineSession implements EngineApi {
     if (!b) throw new Error(`no bitmap number ${bitmapIndex}`)
     if (!readable(b)) throw new Error(`bitmap '${b.name}' cannot be read: ${b.problems[0] ?? 'it has no usable bitmap table'}`)
     return readerFor(s.image, b, s.readers)
-  }
-
-  /** Open `source` and describe it (metadata only). */
-  private async openOne(id: number, source: OpenSource, signal?: AbortSignalLike, hidden = false): Promise<OpenImage> {
-    const opened = await this.host.open(source, signal)
-    try {
-      const image = await openImage(opened.device, sig(signal))
-      await opened.afterOpen?.(image)
-      const readers = new Map<number, BitmapReader>()
-      const summary = await describeImage(image, { counts: false, readers, ...sig(signal) })
-      const result: OpenResult = {
-        name: opened.name,
-        writable: opened.writable,
-        writeMode: opened.writeMode,
-        ...(opened.readOnlyReason !== undefined ? { readOnlyReason: opened.readOnlyReason } : {}),
-        ...(opened.heldBy ? { heldBy: opened.heldBy } : {}),
-        summary,
-      }
-      return { id, source, opened, image, readers, plans: new Map(), result, hidden }
-    } catch (e) {
-      opened.device.close?.()
-      throw e
-    }
-  }
-
-  private closeAll(): void {
-    for (const s of this.images) s.opened.device.close?.()
-    this.images = []
-    this.current = undefined
-    this.algebraResults.clear()
-  }
-
-  /** The open image that is `s`'s backing file: by file name among the open set, else as the host resolves it. */
-  private async backingOf(s: OpenImage, open: boolean): Promise<OpenImage | undefined> {
-    const bf = s.image.backingFile
-    if (bf === undefined) return undefined
-    const want = baseName(bf)
-    const shown = this.images.find((x) => x !== s && !x.hidden && x.opened.fileName === want)
-    if (shown) return shown
-    const src = this.host.resolveBacking?.(s.source, bf)
-    if (!src) return undefined
-    const key = JSON.stringify(src)
-    const known = this.images.find((x) => x !== s && JSON.stringify(x.source) === key)
-    if (known || !open) return known
-    const hidden = await this.openOne(-(this.images.length + 1), src, undefined, true)
-    this.images.push(hidden)
-    return hidden
-  }
-
-  /** `s` and its backing files, top first. */
-  private async chainOf(s: OpenImage, open: boolean): Promise<{ layers: OpenImage[]; backingMissing?: string }> {
-    const layers = [s]
-    for (;;) {
-      const top = layers[layers.length - 1]!
-      const bf = top.image.backingFile
-      if (bf === undefined) return { layers }
-      const next = await this.backingOf(top, open)
-      if (!next || layers.includes(next) || layers.length >= MAX_CHAIN) return { layers, backingMissing: bf }
-      layers.push(next)
-    }
-  }
-
-  private allocationOf(s: OpenImage): Promise<ChainMap> {
-    if (!s.alloc) {
-      s.alloc = (async () => {
-        const { layers, backingMissing } = await this.chainOf(s, true)
-        let m: AllocationMap | undefined
-        for (let i = layers.length - 1; i >= 0; i--) m = await AllocationMap.open(layers[i]!.image, m)
-        return { map: m!, layerNames: layers.map((l) => l.opened.name), ...(backingMissing !== undefined ? { backingMissing } : {}) }
-      })()
-      s.alloc.catch(() => { s.alloc = undefined })
-    }
-    return s.alloc
   }
 
   private algebraResult(id: number): ExtentStore {
@@ -208,44 +108,20 @@ export class EngineSession implements EngineApi {
   open(source: OpenSource, jobId?: number): Promise<OpenResult> {
     return this.jobs.run(jobId, async (signal) => {
       this.closeAll()
-      const s = await this.openOne(1, source, signal)
-      this.images = [s]
-      this.current = s
-      return s.result
+      return (await this.set.openOnly(source, signal)).result
     })
   }
 
   openSet(sources: OpenSource[], jobId?: number): Promise<OpenSetResult> {
     return this.jobs.run(jobId, async (signal) => {
       this.closeAll()
-      const opened: OpenImage[] = []
-      try {
-        for (let i = 0; i < sources.length; i++) opened.push(await this.openOne(i + 1, sources[i]!, signal))
-      } catch (e) {
-        for (const s of opened) s.opened.device.close?.()
-        throw e
-      }
-      this.images = opened
-      // The current image: the top of the longest chain (ties: the first given).
-      const backing = new Map<OpenImage, OpenImage | undefined>()
-      for (const s of opened) backing.set(s, await this.backingOf(s, false))
-      let best = opened[0]!
-      let bestLen = 0
-      for (const s of opened) {
-        if (opened.some((o) => o !== s && backing.get(o) === s)) continue // something is on top of it
-        const n = (await this.chainOf(s, false)).layers.length
-        if (n > bestLen) { best = s; bestLen = n }
-      }
-      this.current = best
-      const images: ImageEntry[] = opened.map((s) => ({ id: s.id, backingId: backing.get(s)?.id ?? null, result: s.result }))
-      return { images, activeId: best.id }
+      return this.set.openMany(sources, signal)
     })
   }
 
   activate(imageId: number): Promise<OpenResult> {
     return this.jobs.run(undefined, async () => {
-      this.current = this.byId(imageId)
-      return this.current.result
+      return this.set.activate(imageId).result
     })
   }
 
@@ -310,7 +186,7 @@ export class EngineSession implements EngineApi {
       const s = this.cur()
       const r = this.reader(bitmapIndex, s)
       await r.scan(sig(signal))
-      const chain = await this.allocationOf(s)
+      const chain = await this.set.allocationOf(s)
       const lo = Math.max(0, start)
       const hi = Math.min(end, s.image.header.diskLength)
       const b = cellBoundaries(start, end, cells)
@@ -323,7 +199,7 @@ export class EngineSession implements EngineApi {
     return this.jobs.run(jobId, async (signal) => {
       const s = this.cur()
       const rows = await extentPage(this.reader(bitmapIndex, s), first, count)
-      const { map } = await this.allocationOf(s)
+      const { map } = await this.set.allocationOf(s)
       // One sweep over the allocation runs under the page, not one walk per extent: on a sparse
       // 256 TiB disk each walk merged unallocated runs to the disk's end (seconds per page).
       const out: SplitRow[] = rows.map(() => ({ data: 0, zero: 0, unallocated: 0 }))
@@ -349,7 +225,7 @@ export class EngineSession implements EngineApi {
       const s = this.cur()
       const r = this.reader(bitmapIndex, s)
       await r.scan(sig(signal))
-      const chain = await this.allocationOf(s)
+      const chain = await this.set.allocationOf(s)
       const x = await splitByAllocation(chain.map, dirtyIn(r, 0, r.diskLength, signal), signal)
       return {
         bitmapIndex, dirtyBytes: x.dirty, dataBytes: x.data, zeroBytes: x.zero, unallocatedBytes: x.unallocated,
@@ -407,8 +283,8 @@ export class EngineSession implements EngineApi {
           errors.push({ file: f.name, message: (e as Error).message })
         }
       }
-      const shown = this.images.filter((s) => !s.hidden)
-      const cur = this.current
+      const shown = this.set.shown()
+      const cur = this.set.currentOrUndefined()
       return checkpointView(cps, errors, shown.map((s) => ({ id: s.id, fileName: s.opened.fileName, name: s.opened.name, image: s.image })), cur && !cur.hidden ? cur.id : null)
     })
   }
@@ -453,11 +329,7 @@ export class EngineSession implements EngineApi {
       const p = this.jobs.progress(jobId)
       await this.host.commit(s.source, s.opened, plan, (d, t, step) => p?.(d, t, step))
       // Reopen the written file in its place in the open set; the others stay.
-      const fresh = await this.openOne(s.id, s.source)
-      s.opened.device.close?.()
-      this.images = this.images.map((x) => (x === s ? fresh : x))
-      for (const x of this.images) x.alloc = undefined
-      this.current = fresh
+      const fresh = await this.set.reopen(s)
       this.algebraResults.clear()
       return fresh.result
     })
@@ -472,7 +344,7 @@ export class EngineSession implements EngineApi {
   }
 
   async dropPlan(planId: number): Promise<void> {
-    this.current?.plans.delete(planId)
+    this.set.currentOrUndefined()?.plans.delete(planId)
   }
 
   async cancel(jobId: number): Promise<void> {
