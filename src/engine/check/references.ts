@@ -33,12 +33,28 @@ import type { CopiedCheck } from './copied.js'
 import type { Findings } from './findings.js'
 import type { CryptoHeaderArea, LoadedDirectory } from '../image.js'
 import { hex, readInFile, readPadded, readable } from '../padded.js'
-import type { TableScanner } from './nonzero.js'
+import { L2Flag, type TableScanner } from './tables.js'
 import { MAX_L1_ENTRIES, type Snapshot } from './snapshots.js'
 import type { StoredRefcounts } from './stored.js'
 
 /** L1 entries read per chunk. */
 const L1_CHUNK = 65536
+
+/**
+ * Windows of the file that hold several L2 tables, read at once. With `readInto` (Node) only
+ * tables that lie back to back are read together (a read of a hole would cost as much as the
+ * tables), up to 1 MiB. Without it (Blob, file handle: every read is a slice().arrayBuffer()
+ * with a fixed cost of its own) the sorted tables are read in windows of up to 4 MiB spanning
+ * holes of up to 256 KiB, so thousands of scattered 64 KiB tables cost tens of reads, not
+ * thousands.
+ */
+const WINDOW = { inPlace: 1 << 20, copied: 4 << 20 }
+const MAX_GAP = { inPlace: 0, copied: 256 << 10 }
+
+/** The most bytes the walk reads into the scanner's buffer at once (an L1 chunk, a window, one table). */
+export function largestWalkRead(clusterSize: number): number {
+  return Math.max(L1_CHUNK * L1_ENTRY_SIZE, clusterSize, WINDOW.inPlace, WINDOW.copied)
+}
 
 /** Fragmentation counters of the active L1 (QEMU BlockFragInfo, CHECK_FRAG_INFO). */
 export interface FragInfo {
@@ -63,7 +79,7 @@ export interface ReferenceInput {
   readonly copied?: CopiedCheck
   readonly signal?: AbortSignalLike
   readonly onProgress?: (done: number, total: number) => void
-  /** the buffer tables are read into and the search for their non-zero entries (check/nonzero.ts) */
+  /** the buffer tables are read into and the search for their non-zero entries (check/tables.ts) */
   readonly scanner: TableScanner
 }
 
@@ -79,6 +95,23 @@ export interface References {
 interface L2Use {
   total: number
   active: number
+}
+
+/** One L2 table being walked: where it is, how often it counts, and the walk's state in it. */
+interface L2Table {
+  readonly tableOffset: number
+  /** its position in the scanner's buffer */
+  readonly base: number
+  /** references to it from every L1, and from the active L1 */
+  readonly times: number
+  readonly active: number
+  /** QEMU's OFLAG_COPIED pass, when it visits this table */
+  readonly copied: CopiedCheck | undefined
+  /** QEMU's CHECK_FRAG_INFO state and counters */
+  nextContiguous: number
+  allocated: number
+  fragmented: number
+  compressed: number
 }
 
 /** QEMU's calculate_refcounts, read-only. */
@@ -109,7 +142,7 @@ class Walker {
     this.cs = input.header.clusterSize
     this.fileSize = input.device.size
     this.f = input.findings
-    this.counts = new ReferenceCounts(Math.ceil(this.fileSize / this.cs), maxRefcount(input.header.refcountOrder))
+    this.counts = new ReferenceCounts(Math.ceil(this.fileSize / this.cs), maxRefcount(input.header.refcountOrder), input.scanner.counts)
     this.scan = input.scanner
   }
 
@@ -233,7 +266,7 @@ class Walker {
       await this.load(at, bytes)
       const scan = this.scan
       const v = scan.view
-      // Only the non-zero entries are decoded (check/nonzero.ts finds them).
+      // Only the non-zero entries are decoded (check/tables.ts finds them).
       for (let p = scan.next(0, bytes); p < bytes; p = scan.next(p + L1_ENTRY_SIZE, bytes)) {
         const i = p / L1_ENTRY_SIZE
         const hi = v.getUint32(p)
@@ -276,16 +309,6 @@ class Walker {
     this.input.onProgress?.(offsets.length, offsets.length)
   }
 
-  /**
-   * Windows of the file that hold several L2 tables, read at once. With `readInto` (Node) only
-   * tables that lie back to back are read together (a read of a hole would cost as much as the
-   * tables), up to 1 MiB. Without it (Blob, file handle: every read is a slice().arrayBuffer()
-   * with a fixed cost of its own) the sorted tables are read in windows of up to 4 MiB spanning
-   * holes of up to 256 KiB, so thousands of scattered 64 KiB tables cost tens of reads, not
-   * thousands.
-   */
-  private static readonly WINDOW = { inPlace: 1 << 20, copied: 4 << 20 }
-  private static readonly MAX_GAP = { inPlace: 0, copied: 256 << 10 }
   /** the part of the file in the scanner's buffer, from position 0: [windowStart, windowEnd) */
   private windowStart = 0
   private windowEnd = 0
@@ -302,8 +325,8 @@ class Walker {
       return 0
     }
     const kind = this.dev.readInto ? 'inPlace' : 'copied'
-    const maxGap = Walker.MAX_GAP[kind]
-    const window = Math.max(cs, Walker.WINDOW[kind])
+    const maxGap = MAX_GAP[kind]
+    const window = Math.max(cs, WINDOW[kind])
     let end = tableOffset + cs
     for (let k = at + 1; k < sorted.length; k++) {
       const next = sorted[k]!
@@ -317,81 +340,114 @@ class Walker {
   }
 
   private async l2(tableOffset: number, use: L2Use, sorted: Float64Array, at: number): Promise<void> {
-    const { cs, f } = this
-    const times = use.total
+    const cs = this.cs
     const ext = this.input.extendedL2
-    const dataFile = this.input.externalData
     const base = await this.readL2(tableOffset, sorted, at)
     const scan = this.scan
-    const v = scan.view
     const esize = l2EntrySize(ext)
     const end = base + cs
     const copied = use.active > 0 && this.input.copied?.visits(tableOffset) ? this.input.copied : undefined
-    let nextContiguous = 0
-    let allocated = 0, fragmented = 0, compressed = 0
-    // Most entries of a sparse image are zero: only the others are decoded (check/nonzero.ts
-    // finds them). An extended entry is non-zero when any of its two words is.
-    for (let w = scan.next(base, end); w < end;) {
-      const i = Math.floor((w - base) / esize)
-      const p = base + i * esize
-      w = scan.next(p + esize, end)
-      const hi = v.getUint32(p)
-      const lo = v.getUint32(p + 4)
-      // extended L2: the subcluster bitmap, zero bits (32-63) and allocation bits (0-31)
-      const zeroBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP) : 0
-      const allocBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP + 4) : 0
-      const place = { offset: tableOffset + i * esize }
-      const type = clusterType(hi, lo, ext, dataFile)
-
-      if (!isCompressed(hi) && l2Reserved(hi, lo)) {
-        f.error(`ERROR found l2 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, place, times)
+    const t: L2Table = { tableOffset, base, times: use.total, active: use.active, copied, nextContiguous: 0, allocated: 0, fragmented: 0, compressed: 0 }
+    const k = scan.kernels
+    if (k) {
+      // The kernels do every entry that counts without a finding (tables.wat); each one they
+      // leave is done here, with the walk's state handed over and back.
+      const flags = (ext ? L2Flag.extended : 0) | (this.input.externalData ? L2Flag.dataFile : 0) |
+        (copied ? L2Flag.copied : 0) | (this.input.stored.allPreloaded ? 0 : L2Flag.unknownRefcounts)
+      const times = Math.min(t.times, 255) // the kernels count no further than 254
+      k.nextContig = 0
+      k.allocated = 0
+      k.fragmented = 0
+      for (let w = base; ;) {
+        const p = scan.l2(w, end, flags, times)
+        if (p >= end) break
+        t.nextContiguous = k.nextContig
+        t.allocated = k.allocated
+        t.fragmented = k.fragmented
+        await this.l2Entry(p, t)
+        k.nextContig = t.nextContiguous
+        k.allocated = t.allocated
+        k.fragmented = t.fragmented
+        w = p + esize
       }
-      if (copied && (type === 'normal' || type === 'zero-alloc')) {
-        const reading = copied.l2Entry(hi, lo, type, use.active, tableOffset)
-        if (reading) await reading
-      }
-      switch (type) {
-        case 'compressed': {
-          const c = compressedCluster(hi, lo, this.h.clusterBits)
-          if (isCopied(hi)) f.error(`ERROR: coffset=0x${hex(c.offsetRaw)}: copied flag must never be set for compressed clusters`, place, times)
-          const e = entryU64(hi, lo) & ~QCOW_OFLAG_COPIED
-          if (dataFile) { f.error(`ERROR compressed cluster ${i} with data file, entry=0x${hex(e)}`, place, times); break }
-          if (zeroBits !== 0 || allocBits !== 0) {
-            f.error(`ERROR compressed cluster ${i} with non-zero subcluster allocation bitmap, entry=0x${hex(e)}`, place, times)
-            break
-          }
-          this.inc(offsetFrom(c.offsetRaw), c.size, times, c.offsetRaw)
-          allocated++; compressed++; fragmented++
-          break
-        }
-        case 'zero-alloc':
-        case 'normal': {
-          const off = entryOffset(hi, lo)
-          if ((zeroBits & allocBits) !== 0) {
-            f.error(`ERROR offset=${hex(off)}: Allocated cluster has corrupted subcluster allocation bitmap`, place, times)
-          }
-          if ((offsetLowWord(lo) & (cs - 1)) !== 0) {
-            const containsData = ext ? allocBits !== 0 : type === 'normal'
-            f.error(containsData
-              ? `ERROR offset=${hex(off)}: Data cluster is not properly aligned; L2 entry corrupted.`
-              : `ERROR offset=${hex(off)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`, place, times)
-          }
-          allocated++
-          if (nextContiguous && off !== nextContiguous) fragmented++
-          nextContiguous = off + cs
-          if (!dataFile) this.inc(off, cs, times)
-          break
-        }
-        case 'zero-plain':
-          break
-        case 'unallocated':
-          if (allocBits !== 0) f.error('ERROR: Unallocated cluster has non-zero subcluster allocation map', place, times)
-          break
+      t.allocated = k.allocated
+      t.fragmented = k.fragmented
+    } else {
+      // Most entries of a sparse image are zero: only the others are decoded. An extended entry
+      // is non-zero when any of its two words is.
+      for (let w = scan.next(base, end); w < end;) {
+        const p = base + Math.floor((w - base) / esize) * esize
+        w = scan.next(p + esize, end)
+        await this.l2Entry(p, t)
       }
     }
-    this.frag.allocated += allocated * use.active
-    this.frag.fragmented += fragmented * use.active
-    this.frag.compressed += compressed * use.active
+    this.frag.allocated += t.allocated * use.active
+    this.frag.fragmented += t.fragmented * use.active
+    this.frag.compressed += t.compressed * use.active
+  }
+
+  /** check_refcounts_l2 for the entry at buffer position `p` of table `t`. */
+  private async l2Entry(p: number, t: L2Table): Promise<void> {
+    const { cs, f } = this
+    const ext = this.input.extendedL2
+    const dataFile = this.input.externalData
+    const { times, copied, tableOffset } = t
+    const v = this.scan.view
+    const esize = l2EntrySize(ext)
+    const i = (p - t.base) / esize
+    const hi = v.getUint32(p)
+    const lo = v.getUint32(p + 4)
+    // extended L2: the subcluster bitmap, zero bits (32-63) and allocation bits (0-31)
+    const zeroBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP) : 0
+    const allocBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP + 4) : 0
+    const place = { offset: tableOffset + i * esize }
+    const type = clusterType(hi, lo, ext, dataFile)
+
+    if (!isCompressed(hi) && l2Reserved(hi, lo)) {
+      f.error(`ERROR found l2 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, place, times)
+    }
+    if (copied && (type === 'normal' || type === 'zero-alloc')) {
+      const reading = copied.l2Entry(hi, lo, type, t.active, tableOffset)
+      if (reading) await reading
+    }
+    switch (type) {
+      case 'compressed': {
+        const c = compressedCluster(hi, lo, this.h.clusterBits)
+        if (isCopied(hi)) f.error(`ERROR: coffset=0x${hex(c.offsetRaw)}: copied flag must never be set for compressed clusters`, place, times)
+        const e = entryU64(hi, lo) & ~QCOW_OFLAG_COPIED
+        if (dataFile) { f.error(`ERROR compressed cluster ${i} with data file, entry=0x${hex(e)}`, place, times); break }
+        if (zeroBits !== 0 || allocBits !== 0) {
+          f.error(`ERROR compressed cluster ${i} with non-zero subcluster allocation bitmap, entry=0x${hex(e)}`, place, times)
+          break
+        }
+        this.inc(offsetFrom(c.offsetRaw), c.size, times, c.offsetRaw)
+        t.allocated++; t.compressed++; t.fragmented++
+        break
+      }
+      case 'zero-alloc':
+      case 'normal': {
+        const off = entryOffset(hi, lo)
+        if ((zeroBits & allocBits) !== 0) {
+          f.error(`ERROR offset=${hex(off)}: Allocated cluster has corrupted subcluster allocation bitmap`, place, times)
+        }
+        if ((offsetLowWord(lo) & (cs - 1)) !== 0) {
+          const containsData = ext ? allocBits !== 0 : type === 'normal'
+          f.error(containsData
+            ? `ERROR offset=${hex(off)}: Data cluster is not properly aligned; L2 entry corrupted.`
+            : `ERROR offset=${hex(off)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`, place, times)
+        }
+        t.allocated++
+        if (t.nextContiguous && off !== t.nextContiguous) t.fragmented++
+        t.nextContiguous = off + cs
+        if (!dataFile) this.inc(off, cs, times)
+        break
+      }
+      case 'zero-plain':
+        break
+      case 'unallocated':
+        if (allocBits !== 0) f.error('ERROR: Unallocated cluster has non-zero subcluster allocation map', place, times)
+        break
+    }
   }
 
   /**
