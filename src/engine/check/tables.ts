@@ -205,8 +205,8 @@ export class TableScanner {
 
   /** The first `length` bytes of the buffer, grown to hold them without a layout (contents not kept). */
   buffer(length: number): Uint8Array {
+    if (this.fixed !== undefined && length > this.fixed) throw new RangeError(`the check's table buffer holds ${this.fixed} bytes, not ${length}`)
     if (length > this.bytes.length) {
-      if (this.fixed !== undefined) throw new RangeError(`the check's table buffer holds ${this.fixed} bytes, not ${length}`)
       const pages = Math.ceil(length / PAGE)
       let buf: ArrayBuffer
       if (this.ex) {
