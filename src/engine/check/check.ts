@@ -127,7 +127,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
   }
 
   // One memory for the counts, the stored refcounts and the buffer every table is read into.
-  const scanner = new TableScanner(opts.scanner, tablesLayout(h, img.fileSize))
+  const scanner = new TableScanner(opts.scanner, tablesLayout(h, img.fileSize, img.device.readInto !== undefined))
   const stored = await StoredRefcounts.load(img.device, h, scanner)
   opts.onRefcounts?.(stored)
   const copied = new CopiedCheck(stored, cs, open.externalData, f.limit)
@@ -179,7 +179,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
  * The check's memory (check/tables.ts): a count and a stored refcount for every cluster of the
  * file and the one after it, and a buffer for the largest read of a table.
  */
-function tablesLayout(h: Header, fileSize: number): TablesLayout {
+function tablesLayout(h: Header, fileSize: number, inPlace: boolean): TablesLayout {
   const cs = h.clusterSize
   const clusters = Math.ceil(fileSize / cs) + 1
   const epb = (cs * 8) / h.refcountBits
@@ -190,7 +190,7 @@ function tablesLayout(h: Header, fileSize: number): TablesLayout {
     limit: Math.min(maxRefcount(h.refcountOrder), 254),
     clusters,
     storedBytes: Math.ceil(clusters / epb) * cs,
-    bufferBytes: Math.max(largestWalkRead(cs), h.refcountTableClusters * cs),
+    bufferBytes: Math.max(largestWalkRead(cs, inPlace), h.refcountTableClusters * cs),
   }
 }
 

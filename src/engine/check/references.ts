@@ -51,9 +51,12 @@ const L1_CHUNK = 65536
 const WINDOW = { inPlace: 1 << 20, copied: 4 << 20 }
 const MAX_GAP = { inPlace: 0, copied: 256 << 10 }
 
-/** The most bytes the walk reads into the scanner's buffer at once (an L1 chunk, a window, one table). */
-export function largestWalkRead(clusterSize: number): number {
-  return Math.max(L1_CHUNK * L1_ENTRY_SIZE, clusterSize, WINDOW.inPlace, WINDOW.copied)
+/**
+ * The most bytes the walk reads into the scanner's buffer at once (an L1 chunk, a window, one
+ * table), on a device that reads in place (`readInto`) or not.
+ */
+export function largestWalkRead(clusterSize: number, inPlace: boolean): number {
+  return Math.max(L1_CHUNK * L1_ENTRY_SIZE, clusterSize, inPlace ? WINDOW.inPlace : WINDOW.copied)
 }
 
 /** Fragmentation counters of the active L1 (QEMU BlockFragInfo, CHECK_FRAG_INFO). */

@@ -152,6 +152,24 @@ export class JsKernels implements Kernels {
       alloc++
       if (next !== 0 && off !== next) frag++
       next = off + cs
+      // The entries after it that are the same entry with the next cluster (a run; only the low
+      // word changes, a carry into the high word ends it: `want` passes 2^32, which no word
+      // equals): everything but the cluster is known to pass.
+      if (ext) continue
+      for (let want = lo + cs; p < end && dv.getUint32(p) === hi && dv.getUint32(p + 4) === want; want += cs) {
+        const o = next
+        if (!dataFile) {
+          if (o >= this.file) break
+          const c = o / cs
+          if (copied && (unknown || (this.rc(c) === 1) !== ((hi & COPIED) !== 0))) break
+          const n = u8[this.counts + c]! + times
+          if (n > this.limit) break
+          u8[this.counts + c] = n
+        }
+        alloc++
+        next = o + cs
+        p += 8
+      }
     }
     this.nextContig = next
     this.allocated = alloc
