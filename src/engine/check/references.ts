@@ -23,17 +23,15 @@ import type { Header } from '../qcow2/header.js'
 import { REFTABLE_ENTRY_SIZE, maxRefcount } from '../qcow2/refcount.js'
 import { checkTableEntry } from '../qcow2/bitmaps/constraints.js'
 import { dataOffsetOf } from '../qcow2/bitmaps/table.js'
-import { BME_TABLE_ENTRY_SIZE, QCOW_OFLAG_COPIED } from '../qcow2/constants.js'
-import {
-  L1_ENTRY_SIZE, L2_SUBCLUSTER_BITMAP, clusterType, compressedCluster, entryOffset, entryU64, isCompressed, isCopied, l1Reserved, l2EntrySize,
-  l2Reserved, offsetLowWord,
-} from '../qcow2/mapping.js'
+import { BME_TABLE_ENTRY_SIZE } from '../qcow2/constants.js'
+import { L1_ENTRY_SIZE, entryOffset, entryU64, l1Reserved, offsetLowWord } from '../qcow2/mapping.js'
 import { ReferenceCounts } from './counts.js'
 import type { CopiedCheck } from './copied.js'
 import type { Findings } from './findings.js'
 import type { CryptoHeaderArea, LoadedDirectory } from '../image.js'
-import { hex, readInFile, readPadded, readable } from '../padded.js'
-import { L2Flag, type TableScanner } from './tables.js'
+import { hex, readInFile, readable } from '../padded.js'
+import type { TableScanner } from './tables.js'
+import { type FragInfo, type L2Use, l2WindowBytes, walkL2Tables } from './l2.js'
 import { MAX_L1_ENTRIES, type Snapshot } from './snapshots.js'
 import type { StoredRefcounts } from './stored.js'
 
@@ -41,29 +39,11 @@ import type { StoredRefcounts } from './stored.js'
 const L1_CHUNK = 65536
 
 /**
- * Windows of the file that hold several L2 tables, read at once. With `readInto` (Node) only
- * tables that lie back to back are read together (a read of a hole would cost as much as the
- * tables), up to 1 MiB. Without it (Blob, file handle: every read is a slice().arrayBuffer()
- * with a fixed cost of its own) the sorted tables are read in windows of up to 4 MiB spanning
- * holes of up to 256 KiB, so thousands of scattered 64 KiB tables cost tens of reads, not
- * thousands.
- */
-const WINDOW = { inPlace: 1 << 20, copied: 4 << 20 }
-const MAX_GAP = { inPlace: 0, copied: 256 << 10 }
-
-/**
- * The most bytes the walk reads into the scanner's buffer at once (an L1 chunk, a window, one
- * table), on a device that reads in place (`readInto`) or not.
+ * The most bytes the walk reads into the scanner's buffer at once (an L1 chunk, a window of L2
+ * tables, one table), on a device that reads in place (`readInto`) or not.
  */
 export function largestWalkRead(clusterSize: number, inPlace: boolean): number {
-  return Math.max(L1_CHUNK * L1_ENTRY_SIZE, clusterSize, inPlace ? WINDOW.inPlace : WINDOW.copied)
-}
-
-/** Fragmentation counters of the active L1 (QEMU BlockFragInfo, CHECK_FRAG_INFO). */
-export interface FragInfo {
-  allocated: number
-  fragmented: number
-  compressed: number
+  return Math.max(L1_CHUNK * L1_ENTRY_SIZE, l2WindowBytes(clusterSize, inPlace))
 }
 
 /** Everything calculate_refcounts looks at, decoded by the open and the snapshot table. */
@@ -86,35 +66,14 @@ export interface ReferenceInput {
   readonly scanner: TableScanner
 }
 
+export type { FragInfo } from './l2.js'
+
 /** The expected refcounts, and what the walk counted on the way. */
 export interface References {
   readonly counts: ReferenceCounts
   readonly frag: FragInfo
   /** QEMU's calculate_refcounts returned an error: the check stops there (exit 1) */
   readonly failed?: string
-}
-
-/** How often an L2 table is referenced: by any L1, and by the active L1. */
-interface L2Use {
-  total: number
-  active: number
-}
-
-/** One L2 table being walked: where it is, how often it counts, and the walk's state in it. */
-interface L2Table {
-  readonly tableOffset: number
-  /** its position in the scanner's buffer */
-  readonly base: number
-  /** references to it from every L1, and from the active L1 */
-  readonly times: number
-  readonly active: number
-  /** QEMU's OFLAG_COPIED pass, when it visits this table */
-  readonly copied: CopiedCheck | undefined
-  /** QEMU's CHECK_FRAG_INFO state and counters */
-  nextContiguous: number
-  allocated: number
-  fragmented: number
-  compressed: number
 }
 
 /** QEMU's calculate_refcounts, read-only. */
@@ -149,17 +108,6 @@ class Walker {
     this.scan = input.scanner
   }
 
-  /**
-   * `length` bytes of the file at `offset` into the scanner's buffer (at position 0), zeros past
-   * the end of the file; straight from the device when it can read in place.
-   */
-  private async load(offset: number, length: number): Promise<void> {
-    this.windowStart = this.windowEnd = 0 // readL2 sets the window it loads
-    const buf = this.scan.buffer(length)
-    if (this.dev.readInto && offset + length <= this.fileSize) await this.dev.readInto(offset, buf)
-    else buf.set(await readPadded(this.dev, offset, length))
-  }
-
   async run(): Promise<string | undefined> {
     const { h, cs, input } = this
     this.inc(0, cs)
@@ -181,7 +129,7 @@ class Walker {
       const failed = await this.l1(sn.l1TableOffsetRaw, sn.l1Size, false)
       if (failed) return failed
     }
-    await this.l2Tables()
+    await walkL2Tables(this.l2Uses, { ...input, inc: (o, n, t, raw) => this.inc(o, n, t, raw), frag: this.frag })
     this.inc(input.snapshotTable.offset, input.snapshotTable.size, 1, h.raw.snapshotsOffset)
     this.inc(h.refcountTableOffset, h.refcountTableClusters * cs, 1, h.raw.refcountTableOffset)
     if (input.crypto && input.crypto.length > 0) this.inc(input.crypto.offset, input.crypto.length)
@@ -266,7 +214,7 @@ class Walker {
       const at = offset + first * L1_ENTRY_SIZE
       if (at >= this.fileSize) break // the rest reads as zeros
       const bytes = n * L1_ENTRY_SIZE
-      await this.load(at, bytes)
+      await this.scan.load(this.dev, at, bytes)
       const scan = this.scan
       const v = scan.view
       // Only the non-zero entries are decoded (check/tables.ts finds them).
@@ -294,163 +242,6 @@ class Walker {
       }
     }
     return undefined
-  }
-
-  /** check_refcounts_l2 for every distinct L2 table, weighted by how often it is referenced. */
-  private async l2Tables(): Promise<void> {
-    // a typed array sorts numerically without calling back into JavaScript per comparison
-    const offsets = Float64Array.from(this.l2Uses.keys()).sort()
-    let done = 0
-    for (const off of offsets) {
-      if ((done & 63) === 0) {
-        throwIfAborted(this.input.signal)
-        this.input.onProgress?.(done, offsets.length)
-      }
-      await this.l2(off, this.l2Uses.get(off)!, offsets, done)
-      done++
-    }
-    this.input.onProgress?.(offsets.length, offsets.length)
-  }
-
-  /** the part of the file in the scanner's buffer, from position 0: [windowStart, windowEnd) */
-  private windowStart = 0
-  private windowEnd = 0
-
-  /**
-   * Bring the L2 table at `tableOffset` (zero-padded past the end of the file) into the scanner's
-   * buffer; returns its position there. Valid until the next call.
-   */
-  private async readL2(tableOffset: number, sorted: Float64Array, at: number): Promise<number> {
-    const cs = this.cs
-    if (tableOffset >= this.windowStart && tableOffset + cs <= this.windowEnd) return tableOffset - this.windowStart
-    if (tableOffset + cs > this.fileSize) {
-      await this.load(tableOffset, cs)
-      return 0
-    }
-    const kind = this.dev.readInto ? 'inPlace' : 'copied'
-    const maxGap = MAX_GAP[kind]
-    const window = Math.max(cs, WINDOW[kind])
-    let end = tableOffset + cs
-    for (let k = at + 1; k < sorted.length; k++) {
-      const next = sorted[k]!
-      if (next + cs > this.fileSize || next - end > maxGap || next + cs - tableOffset > window) break
-      end = next + cs
-    }
-    await this.load(tableOffset, end - tableOffset)
-    this.windowStart = tableOffset
-    this.windowEnd = end
-    return 0
-  }
-
-  private async l2(tableOffset: number, use: L2Use, sorted: Float64Array, at: number): Promise<void> {
-    const cs = this.cs
-    const ext = this.input.extendedL2
-    const base = await this.readL2(tableOffset, sorted, at)
-    const scan = this.scan
-    const esize = l2EntrySize(ext)
-    const end = base + cs
-    const copied = use.active > 0 && this.input.copied?.visits(tableOffset) ? this.input.copied : undefined
-    const t: L2Table = { tableOffset, base, times: use.total, active: use.active, copied, nextContiguous: 0, allocated: 0, fragmented: 0, compressed: 0 }
-    const k = scan.kernels
-    if (k) {
-      // The kernels do every entry that counts without a finding (tables.wat); each one they
-      // leave is done here, with the walk's state handed over and back.
-      const flags = (ext ? L2Flag.extended : 0) | (this.input.externalData ? L2Flag.dataFile : 0) |
-        (copied ? L2Flag.copied : 0) | (this.input.stored.allPreloaded ? 0 : L2Flag.unknownRefcounts)
-      const times = Math.min(t.times, 255) // the kernels count no further than 254
-      k.nextContig = 0
-      k.allocated = 0
-      k.fragmented = 0
-      for (let w = base; ;) {
-        const p = scan.l2(w, end, flags, times)
-        if (p >= end) break
-        t.nextContiguous = k.nextContig
-        t.allocated = k.allocated
-        t.fragmented = k.fragmented
-        await this.l2Entry(p, t)
-        k.nextContig = t.nextContiguous
-        k.allocated = t.allocated
-        k.fragmented = t.fragmented
-        w = p + esize
-      }
-      t.allocated = k.allocated
-      t.fragmented = k.fragmented
-    } else {
-      // Most entries of a sparse image are zero: only the others are decoded. An extended entry
-      // is non-zero when any of its two words is.
-      for (let w = scan.next(base, end); w < end;) {
-        const p = base + Math.floor((w - base) / esize) * esize
-        w = scan.next(p + esize, end)
-        await this.l2Entry(p, t)
-      }
-    }
-    this.frag.allocated += t.allocated * use.active
-    this.frag.fragmented += t.fragmented * use.active
-    this.frag.compressed += t.compressed * use.active
-  }
-
-  /** check_refcounts_l2 for the entry at buffer position `p` of table `t`. */
-  private async l2Entry(p: number, t: L2Table): Promise<void> {
-    const { cs, f } = this
-    const ext = this.input.extendedL2
-    const dataFile = this.input.externalData
-    const { times, copied, tableOffset } = t
-    const v = this.scan.view
-    const esize = l2EntrySize(ext)
-    const i = (p - t.base) / esize
-    const hi = v.getUint32(p)
-    const lo = v.getUint32(p + 4)
-    // extended L2: the subcluster bitmap, zero bits (32-63) and allocation bits (0-31)
-    const zeroBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP) : 0
-    const allocBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP + 4) : 0
-    const place = { offset: tableOffset + i * esize }
-    const type = clusterType(hi, lo, ext, dataFile)
-
-    if (!isCompressed(hi) && l2Reserved(hi, lo)) {
-      f.error(`ERROR found l2 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, place, times)
-    }
-    if (copied && (type === 'normal' || type === 'zero-alloc')) {
-      const reading = copied.l2Entry(hi, lo, type, t.active, tableOffset)
-      if (reading) await reading
-    }
-    switch (type) {
-      case 'compressed': {
-        const c = compressedCluster(hi, lo, this.h.clusterBits)
-        if (isCopied(hi)) f.error(`ERROR: coffset=0x${hex(c.offsetRaw)}: copied flag must never be set for compressed clusters`, place, times)
-        const e = entryU64(hi, lo) & ~QCOW_OFLAG_COPIED
-        if (dataFile) { f.error(`ERROR compressed cluster ${i} with data file, entry=0x${hex(e)}`, place, times); break }
-        if (zeroBits !== 0 || allocBits !== 0) {
-          f.error(`ERROR compressed cluster ${i} with non-zero subcluster allocation bitmap, entry=0x${hex(e)}`, place, times)
-          break
-        }
-        this.inc(offsetFrom(c.offsetRaw), c.size, times, c.offsetRaw)
-        t.allocated++; t.compressed++; t.fragmented++
-        break
-      }
-      case 'zero-alloc':
-      case 'normal': {
-        const off = entryOffset(hi, lo)
-        if ((zeroBits & allocBits) !== 0) {
-          f.error(`ERROR offset=${hex(off)}: Allocated cluster has corrupted subcluster allocation bitmap`, place, times)
-        }
-        if ((offsetLowWord(lo) & (cs - 1)) !== 0) {
-          const containsData = ext ? allocBits !== 0 : type === 'normal'
-          f.error(containsData
-            ? `ERROR offset=${hex(off)}: Data cluster is not properly aligned; L2 entry corrupted.`
-            : `ERROR offset=${hex(off)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`, place, times)
-        }
-        t.allocated++
-        if (t.nextContiguous && off !== t.nextContiguous) t.fragmented++
-        t.nextContiguous = off + cs
-        if (!dataFile) this.inc(off, cs, times)
-        break
-      }
-      case 'zero-plain':
-        break
-      case 'unallocated':
-        if (allocBits !== 0) f.error('ERROR: Unallocated cluster has non-zero subcluster allocation map', place, times)
-        break
-    }
   }
 
   /**

@@ -9,7 +9,7 @@
  * runs the WebAssembly module.
  */
 import { describe, expect, it } from 'vitest'
-import { TableScanner, type TablesLayout } from './tables.js'
+import { MAX_MEMORY, TableScanner, type TablesLayout } from './tables.js'
 import { L2Flag } from './tables-js.js'
 
 /** A small deterministic generator (xorshift32). */
@@ -53,6 +53,19 @@ describe('TableScanner', () => {
     expect(new TableScanner('js', layout).kind).toBe('js')
     expect(new TableScanner('entrywise', layout).kernels).toBeUndefined()
     expect(() => k.buffer(65537), 'the buffer is fixed with a layout').toThrow(RangeError)
+  })
+
+  it('lays out no memory past MAX_MEMORY: the walk then does every entry itself', () => {
+    const clusters = Math.ceil(MAX_MEMORY / 3) // one count and a 16-bit refcount each, and the buffer
+    const big: TablesLayout = { clusterBits: 16, fileSize: (clusters - 1) * 65536, refcountOrder: 4, limit: 254, clusters, storedBytes: Math.ceil(clusters / 32768) * 65536, bufferBytes: 1 << 20 }
+    for (const kind of ['wasm', 'js'] as const) {
+      const s = new TableScanner(kind, big)
+      expect(s.kernels, kind).toBeUndefined()
+      expect(s.counts, kind).toBeUndefined()
+      expect(s.kernelsReason, kind).toMatch(/too many clusters/)
+      // the buffer still grows as the walk asks
+      expect(s.buffer(3 << 20).length, kind).toBe(3 << 20)
+    }
   })
 
   it('wasm and js find the same words as a plain loop (random buffers, ranges and densities)', () => {

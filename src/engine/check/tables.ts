@@ -14,6 +14,8 @@
  * MAX_MEMORY allows, or no memory for it) there are no kernels: the walk does every non-zero
  * entry with its own code, as it always could, and only the zero search runs here.
  */
+import type { BlockDevice } from '../device.js'
+import { readPadded } from '../padded.js'
 import { TABLES_WASM } from './tables.bytes.js'
 import { JsKernels, type Kernels } from './tables-js.js'
 
@@ -40,8 +42,12 @@ interface WasmExports {
 const PAGE = 65536
 /** Alignment of each region (and room for a 16-byte load past the end of the buffer). */
 const ALIGN = 64
-/** Largest memory a check lays out; a file with more clusters is walked without the kernels. */
-export const MAX_MEMORY = 1 << 30
+/**
+ * Largest memory a check lays out (1 + refcount_bits/8 bytes per cluster of the file, and the
+ * buffer: 170 million clusters with 16-bit refcounts, a 10 TiB file of 64 KiB clusters); a file
+ * with more clusters is walked without the kernels.
+ */
+export const MAX_MEMORY = 512 << 20
 
 /** The compiled module (compiled on first use: most commands never check), or why it is not there. */
 let compiled: { module: object; api: WasmApi } | { error: string } | undefined
@@ -222,6 +228,16 @@ export class TableScanner {
     }
     if (this.last?.length !== length) this.last = this.bytes.subarray(0, length)
     return this.last
+  }
+
+  /**
+   * `length` bytes of the file at `offset` into the buffer (at position 0), zeros past the end of
+   * the file; straight from the device when it can read in place.
+   */
+  async load(dev: BlockDevice, offset: number, length: number): Promise<void> {
+    const buf = this.buffer(length)
+    if (dev.readInto && offset + length <= dev.size) await dev.readInto(offset, buf)
+    else buf.set(await readPadded(dev, offset, length))
   }
 
   /**
