@@ -192,7 +192,13 @@ export class TableScanner {
       this.ex = ex
       buf = ex.mem.buffer
     } else {
-      buf = new ArrayBuffer(useLayout ? Math.ceil(total / PAGE) * PAGE : PAGE)
+      try {
+        buf = new ArrayBuffer(useLayout ? Math.ceil(total / PAGE) * PAGE : PAGE)
+      } catch (e) {
+        useLayout = false
+        this.kernelsReason = `no memory for the check's tables: ${(e as Error).message}`
+        buf = new ArrayBuffer(PAGE)
+      }
       this.js = new JsKernels(buf)
     }
     if (layout && useLayout) {
