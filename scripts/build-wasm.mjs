@@ -4,7 +4,7 @@
 // browser worker import them the same way):
 //   src/engine/qcow2/bitmaps/data/kernel-wasm.wat  the scan's block kernel
 //   src/cli/commands/map-format.wat                 the records of `qbm map`
-//   src/engine/check/nonzero.wat                    the check's zero skipper (L1/L2 walk)
+//   src/engine/check/tables.wat                     the check's per-entry work (L1/L2 walk, refcount compare)
 // `--check` writes nothing and exits 1 when a committed file differs from what its source
 // builds; src/engine/qcow2/bitmaps/data/kernel.test.ts runs it.
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -17,7 +17,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const MODULES = [
   ['src/engine/qcow2/bitmaps/data/kernel-wasm.wat', 'src/engine/qcow2/bitmaps/data/kernel-wasm.bytes.ts', 'KERNEL_WASM'],
   ['src/cli/commands/map-format.wat', 'src/cli/commands/map-format.bytes.ts', 'MAP_FORMAT_WASM'],
-  ['src/engine/check/nonzero.wat', 'src/engine/check/nonzero.bytes.ts', 'NONZERO_WASM'],
+  ['src/engine/check/tables.wat', 'src/engine/check/tables.bytes.ts', 'TABLES_WASM'],
 ]
 
 /** The generated TypeScript module for one .wat source: its text and the module's bytes. */

@@ -23,11 +23,12 @@ import { type CheckFinding, Findings } from './findings.js'
 import { readSnapshotTable } from './snapshots.js'
 import { StoredRefcounts } from './stored.js'
 import type { ReferenceCounts } from './counts.js'
-import { calculateReferences } from './references.js'
+import { calculateReferences, largestWalkRead } from './references.js'
 import { CopiedCheck } from './copied.js'
-import { TableScanner } from './nonzero.js'
+import { type ScannerKind, type TablesLayout, TableScanner } from './tables.js'
 import { hex, readPadded } from '../padded.js'
-import type { RefcountSource } from '../qcow2/refcount.js'
+import { type RefcountSource, maxRefcount } from '../qcow2/refcount.js'
+import type { Header } from '../qcow2/header.js'
 
 export type { CheckFinding, FindingKind } from './findings.js'
 
@@ -51,8 +52,11 @@ export interface CheckOptions {
   onRefcounts?: (stored: RefcountSource) => void
   /** receives the references the walk counted, per cluster (in-process callers only) */
   onReferences?: (referencesTo: (cluster: number) => number) => void
-  /** which search for non-zero table entries runs (check/nonzero.ts); tests compare the two */
-  scanner?: 'wasm' | 'js'
+  /**
+   * which code does the per-entry work (check/tables.ts): WebAssembly, its JavaScript twin, or
+   * the walk's own code for every entry (no kernels); tests compare the three
+   */
+  scanner?: ScannerKind
 }
 
 /** What `qbm check` found; field names follow qemu-img check's JSON output where it has one. */
@@ -122,8 +126,8 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
     }
   }
 
-  // One buffer and one search for non-zero entries, for the refcount table and every L1 and L2 table.
-  const scanner = new TableScanner(opts.scanner)
+  // One memory for the counts, the stored refcounts and the buffer every table is read into.
+  const scanner = new TableScanner(opts.scanner, tablesLayout(h, img.fileSize, img.device.readInto !== undefined))
   const stored = await StoredRefcounts.load(img.device, h, scanner)
   opts.onRefcounts?.(stored)
   const copied = new CopiedCheck(stored, cs, open.externalData, f.limit)
@@ -146,7 +150,7 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
   if (refs.failed) return stop(`Check failed: ${refs.failed}`)
   opts.onReferences?.((c) => refs.counts.get(c))
 
-  const highest = await compareRefcounts(stored, refs.counts, f, opts)
+  const highest = await compareRefcounts(stored, refs.counts, f, opts, scanner)
   f.absorb(copied.findings) // QEMU's OFLAG_COPIED pass comes after the comparison
   await addWarnings(img, f)
 
@@ -172,12 +176,34 @@ export async function checkImage(img: Image, opts: CheckOptions = {}): Promise<C
 }
 
 /**
+ * The check's memory (check/tables.ts): a count and a stored refcount for every cluster of the
+ * file and the one after it, and a buffer for the largest read of a table.
+ */
+function tablesLayout(h: Header, fileSize: number, inPlace: boolean): TablesLayout {
+  const cs = h.clusterSize
+  const clusters = Math.ceil(fileSize / cs) + 1
+  const epb = (cs * 8) / h.refcountBits
+  return {
+    clusterBits: h.clusterBits,
+    fileSize,
+    refcountOrder: h.refcountOrder,
+    limit: Math.min(maxRefcount(h.refcountOrder), 254),
+    clusters,
+    storedBytes: Math.ceil(clusters / epb) * cs,
+    bufferBytes: Math.max(largestWalkRead(cs, inPlace), h.refcountTableClusters * cs),
+  }
+}
+
+/**
  * QEMU's compare_refcounts for clusters [0, nb_clusters): stored below expected is an error,
- * above is a leak. Returns the highest cluster with a refcount or a reference.
+ * above is a leak. Returns the highest cluster with a refcount or a reference. Where the
+ * stored region holds a block, the kernel compares (tables.wat) and stops at each cluster
+ * that differs, which is reported here.
  */
 async function compareRefcounts(
-  stored: StoredRefcounts, counts: ReferenceCounts, f: Findings, opts: CheckOptions,
+  stored: StoredRefcounts, counts: ReferenceCounts, f: Findings, opts: CheckOptions, scanner: TableScanner,
 ): Promise<number> {
+  const k = scanner.kernels
   const epb = stored.epb
   const cs = stored.clusterSize
   const size = counts.size
@@ -206,16 +232,30 @@ async function compareRefcounts(
       for (let i = from; i < to; i++) f.internal(`Can't get refcount for cluster ${i}: Input/output error`, { cluster: i })
       continue
     }
+    const data = b.kind === 'block' ? b.data : undefined
+    if (k && stored.preloadedAt(ti)) {
+      let values: Float64Array | undefined
+      k.highest = highest
+      for (let i = k.compare(from, to); i < to; i = k.compare(i + 1, to)) {
+        values ??= b.kind === 'none' ? undefined : stored.values(b)
+        highest = compareOne(i, values ? values[i - from]! : 0, k.highest)
+        k.highest = highest
+      }
+      highest = k.highest
+      continue
+    }
     if (b.kind === 'none' && !counts.anyIn(from, to)) continue
     const values = b.kind === 'none' ? undefined : stored.values(b)
-    for (let i = from; i < to; i++) {
-      const r1 = values ? values[i - from]! : 0
+    for (let i = from; i < to; i++) highest = compareOne(i, values ? values[i - from]! : 0, highest)
+
+    /** One cluster: its stored refcount r1 against its references; returns the new highest. */
+    function compareOne(i: number, r1: number, high: number): number {
       const r2 = counts.get(i)
-      if (r1 > 0 || r2 > 0) highest = i
-      if (r1 === r2) continue
+      if (r1 === r2) return r2 > 0 ? i : high
       const place = { cluster: i, offset: i * cs }
       if (r1 < r2) f.error(`ERROR cluster ${i} refcount=${r1} reference=${r2}`, place)
-      else f.leak(`Leaked cluster ${i} refcount=${b.kind === 'none' ? '0' : stored.exactAt(b.data, i - from)} reference=${r2}`, place)
+      else f.leak(`Leaked cluster ${i} refcount=${data ? stored.exactAt(data, i - from) : '0'} reference=${r2}`, place)
+      return i // r1 or r2 is above the other, so above 0
     }
   }
   opts.onProgress?.(blocks, blocks, 'compare')

@@ -1,9 +1,10 @@
 /**
  * The check reads L2 tables one way on devices with `readInto` (Node, memory: straight into the
  * scanner's buffer, back-to-back tables together) and another on devices without (Blob, file
- * handle: windows of up to 4 MiB spanning small holes), and finds their non-zero entries with
- * WebAssembly or, where that does not run, JavaScript (nonzero.ts). All must find exactly the
- * same things, on every committed fixture and on a big sparse image whose L2 tables are
+ * handle: windows of up to 4 MiB spanning small holes), and does its per-entry work in
+ * WebAssembly or, where that does not run, JavaScript (tables.ts), leaving what it cannot do to
+ * the walk's own per-entry code ('entrywise' does every entry that way). All must find exactly
+ * the same things, on every committed fixture and on a big sparse image whose L2 tables are
  * scattered between data clusters.
  */
 import { readFileSync } from 'node:fs'
@@ -16,7 +17,7 @@ import { requireTool, run, tempDir } from '../../test-support/tools.js'
 import { type CheckReport, checkImage, openImage } from '../index.js'
 import type { BlockDevice } from '../device.js'
 
-async function checkOn(dev: BlockDevice, scanner?: 'js'): Promise<CheckReport | string> {
+async function checkOn(dev: BlockDevice, scanner?: 'js' | 'entrywise'): Promise<CheckReport | string> {
   try {
     return await checkImage(await openImage(dev), scanner ? { scanner } : {})
   } catch (e) {
@@ -33,12 +34,14 @@ async function both(bytes: Uint8Array): Promise<void> {
   expect(await checkOn(blob)).toEqual(expected)
   expect(await checkOn(mem, 'js'), 'the JavaScript search').toEqual(expected)
   expect(await checkOn(blob, 'js'), 'the JavaScript search, Blob windows').toEqual(expected)
+  expect(await checkOn(mem, 'entrywise'), 'every entry by the walk\'s own code').toEqual(expected)
+  expect(await checkOn(blob, 'entrywise'), 'every entry by the walk\'s own code, Blob windows').toEqual(expected)
 }
 
 const tmp = tempDir('qbm-check-dev-')
 afterAll(() => tmp.cleanup())
 
-describe('check: Blob windows and readInto, WebAssembly and JavaScript agree', () => {
+describe('check: Blob windows and readInto, WebAssembly, JavaScript and entry by entry agree', () => {
   it.each(smallFixtures().filter((f) => !f.large).map((f) => [f.name, f] as const))('%s', async (_n, f) => {
     await both(new Uint8Array(readFileSync(fixturePath(f))))
   })

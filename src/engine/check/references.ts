@@ -23,28 +23,27 @@ import type { Header } from '../qcow2/header.js'
 import { REFTABLE_ENTRY_SIZE, maxRefcount } from '../qcow2/refcount.js'
 import { checkTableEntry } from '../qcow2/bitmaps/constraints.js'
 import { dataOffsetOf } from '../qcow2/bitmaps/table.js'
-import { BME_TABLE_ENTRY_SIZE, QCOW_OFLAG_COPIED } from '../qcow2/constants.js'
-import {
-  L1_ENTRY_SIZE, L2_SUBCLUSTER_BITMAP, clusterType, compressedCluster, entryOffset, entryU64, isCompressed, isCopied, l1Reserved, l2EntrySize,
-  l2Reserved, offsetLowWord,
-} from '../qcow2/mapping.js'
+import { BME_TABLE_ENTRY_SIZE } from '../qcow2/constants.js'
+import { L1_ENTRY_SIZE, entryOffset, entryU64, l1Reserved, offsetLowWord } from '../qcow2/mapping.js'
 import { ReferenceCounts } from './counts.js'
 import type { CopiedCheck } from './copied.js'
 import type { Findings } from './findings.js'
 import type { CryptoHeaderArea, LoadedDirectory } from '../image.js'
-import { hex, readInFile, readPadded, readable } from '../padded.js'
-import type { TableScanner } from './nonzero.js'
+import { hex, readInFile, readable } from '../padded.js'
+import type { TableScanner } from './tables.js'
+import { type FragInfo, type L2Use, l2WindowBytes, walkL2Tables } from './l2.js'
 import { MAX_L1_ENTRIES, type Snapshot } from './snapshots.js'
 import type { StoredRefcounts } from './stored.js'
 
 /** L1 entries read per chunk. */
 const L1_CHUNK = 65536
 
-/** Fragmentation counters of the active L1 (QEMU BlockFragInfo, CHECK_FRAG_INFO). */
-export interface FragInfo {
-  allocated: number
-  fragmented: number
-  compressed: number
+/**
+ * The most bytes the walk reads into the scanner's buffer at once (an L1 chunk, a window of L2
+ * tables, one table), on a device that reads in place (`readInto`) or not.
+ */
+export function largestWalkRead(clusterSize: number, inPlace: boolean): number {
+  return Math.max(L1_CHUNK * L1_ENTRY_SIZE, l2WindowBytes(clusterSize, inPlace))
 }
 
 /** Everything calculate_refcounts looks at, decoded by the open and the snapshot table. */
@@ -63,9 +62,11 @@ export interface ReferenceInput {
   readonly copied?: CopiedCheck
   readonly signal?: AbortSignalLike
   readonly onProgress?: (done: number, total: number) => void
-  /** the buffer tables are read into and the search for their non-zero entries (check/nonzero.ts) */
+  /** the buffer tables are read into and the search for their non-zero entries (check/tables.ts) */
   readonly scanner: TableScanner
 }
+
+export type { FragInfo } from './l2.js'
 
 /** The expected refcounts, and what the walk counted on the way. */
 export interface References {
@@ -73,12 +74,6 @@ export interface References {
   readonly frag: FragInfo
   /** QEMU's calculate_refcounts returned an error: the check stops there (exit 1) */
   readonly failed?: string
-}
-
-/** How often an L2 table is referenced: by any L1, and by the active L1. */
-interface L2Use {
-  total: number
-  active: number
 }
 
 /** QEMU's calculate_refcounts, read-only. */
@@ -109,19 +104,8 @@ class Walker {
     this.cs = input.header.clusterSize
     this.fileSize = input.device.size
     this.f = input.findings
-    this.counts = new ReferenceCounts(Math.ceil(this.fileSize / this.cs), maxRefcount(input.header.refcountOrder))
+    this.counts = new ReferenceCounts(Math.ceil(this.fileSize / this.cs), maxRefcount(input.header.refcountOrder), input.scanner.counts)
     this.scan = input.scanner
-  }
-
-  /**
-   * `length` bytes of the file at `offset` into the scanner's buffer (at position 0), zeros past
-   * the end of the file; straight from the device when it can read in place.
-   */
-  private async load(offset: number, length: number): Promise<void> {
-    this.windowStart = this.windowEnd = 0 // readL2 sets the window it loads
-    const buf = this.scan.buffer(length)
-    if (this.dev.readInto && offset + length <= this.fileSize) await this.dev.readInto(offset, buf)
-    else buf.set(await readPadded(this.dev, offset, length))
   }
 
   async run(): Promise<string | undefined> {
@@ -145,7 +129,7 @@ class Walker {
       const failed = await this.l1(sn.l1TableOffsetRaw, sn.l1Size, false)
       if (failed) return failed
     }
-    await this.l2Tables()
+    await walkL2Tables(this.l2Uses, { ...input, inc: (o, n, t, raw) => this.inc(o, n, t, raw), frag: this.frag })
     this.inc(input.snapshotTable.offset, input.snapshotTable.size, 1, h.raw.snapshotsOffset)
     this.inc(h.refcountTableOffset, h.refcountTableClusters * cs, 1, h.raw.refcountTableOffset)
     if (input.crypto && input.crypto.length > 0) this.inc(input.crypto.offset, input.crypto.length)
@@ -230,10 +214,10 @@ class Walker {
       const at = offset + first * L1_ENTRY_SIZE
       if (at >= this.fileSize) break // the rest reads as zeros
       const bytes = n * L1_ENTRY_SIZE
-      await this.load(at, bytes)
+      await this.scan.load(this.dev, at, bytes)
       const scan = this.scan
       const v = scan.view
-      // Only the non-zero entries are decoded (check/nonzero.ts finds them).
+      // Only the non-zero entries are decoded (check/tables.ts finds them).
       for (let p = scan.next(0, bytes); p < bytes; p = scan.next(p + L1_ENTRY_SIZE, bytes)) {
         const i = p / L1_ENTRY_SIZE
         const hi = v.getUint32(p)
@@ -258,140 +242,6 @@ class Walker {
       }
     }
     return undefined
-  }
-
-  /** check_refcounts_l2 for every distinct L2 table, weighted by how often it is referenced. */
-  private async l2Tables(): Promise<void> {
-    // a typed array sorts numerically without calling back into JavaScript per comparison
-    const offsets = Float64Array.from(this.l2Uses.keys()).sort()
-    let done = 0
-    for (const off of offsets) {
-      if ((done & 63) === 0) {
-        throwIfAborted(this.input.signal)
-        this.input.onProgress?.(done, offsets.length)
-      }
-      await this.l2(off, this.l2Uses.get(off)!, offsets, done)
-      done++
-    }
-    this.input.onProgress?.(offsets.length, offsets.length)
-  }
-
-  /**
-   * Windows of the file that hold several L2 tables, read at once. With `readInto` (Node) only
-   * tables that lie back to back are read together (a read of a hole would cost as much as the
-   * tables), up to 1 MiB. Without it (Blob, file handle: every read is a slice().arrayBuffer()
-   * with a fixed cost of its own) the sorted tables are read in windows of up to 4 MiB spanning
-   * holes of up to 256 KiB, so thousands of scattered 64 KiB tables cost tens of reads, not
-   * thousands.
-   */
-  private static readonly WINDOW = { inPlace: 1 << 20, copied: 4 << 20 }
-  private static readonly MAX_GAP = { inPlace: 0, copied: 256 << 10 }
-  /** the part of the file in the scanner's buffer, from position 0: [windowStart, windowEnd) */
-  private windowStart = 0
-  private windowEnd = 0
-
-  /**
-   * Bring the L2 table at `tableOffset` (zero-padded past the end of the file) into the scanner's
-   * buffer; returns its position there. Valid until the next call.
-   */
-  private async readL2(tableOffset: number, sorted: Float64Array, at: number): Promise<number> {
-    const cs = this.cs
-    if (tableOffset >= this.windowStart && tableOffset + cs <= this.windowEnd) return tableOffset - this.windowStart
-    if (tableOffset + cs > this.fileSize) {
-      await this.load(tableOffset, cs)
-      return 0
-    }
-    const kind = this.dev.readInto ? 'inPlace' : 'copied'
-    const maxGap = Walker.MAX_GAP[kind]
-    const window = Math.max(cs, Walker.WINDOW[kind])
-    let end = tableOffset + cs
-    for (let k = at + 1; k < sorted.length; k++) {
-      const next = sorted[k]!
-      if (next + cs > this.fileSize || next - end > maxGap || next + cs - tableOffset > window) break
-      end = next + cs
-    }
-    await this.load(tableOffset, end - tableOffset)
-    this.windowStart = tableOffset
-    this.windowEnd = end
-    return 0
-  }
-
-  private async l2(tableOffset: number, use: L2Use, sorted: Float64Array, at: number): Promise<void> {
-    const { cs, f } = this
-    const times = use.total
-    const ext = this.input.extendedL2
-    const dataFile = this.input.externalData
-    const base = await this.readL2(tableOffset, sorted, at)
-    const scan = this.scan
-    const v = scan.view
-    const esize = l2EntrySize(ext)
-    const end = base + cs
-    const copied = use.active > 0 && this.input.copied?.visits(tableOffset) ? this.input.copied : undefined
-    let nextContiguous = 0
-    let allocated = 0, fragmented = 0, compressed = 0
-    // Most entries of a sparse image are zero: only the others are decoded (check/nonzero.ts
-    // finds them). An extended entry is non-zero when any of its two words is.
-    for (let w = scan.next(base, end); w < end;) {
-      const i = Math.floor((w - base) / esize)
-      const p = base + i * esize
-      w = scan.next(p + esize, end)
-      const hi = v.getUint32(p)
-      const lo = v.getUint32(p + 4)
-      // extended L2: the subcluster bitmap, zero bits (32-63) and allocation bits (0-31)
-      const zeroBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP) : 0
-      const allocBits = ext ? v.getUint32(p + L2_SUBCLUSTER_BITMAP + 4) : 0
-      const place = { offset: tableOffset + i * esize }
-      const type = clusterType(hi, lo, ext, dataFile)
-
-      if (!isCompressed(hi) && l2Reserved(hi, lo)) {
-        f.error(`ERROR found l2 entry with reserved bits set: ${hex(entryU64(hi, lo))}`, place, times)
-      }
-      if (copied && (type === 'normal' || type === 'zero-alloc')) {
-        const reading = copied.l2Entry(hi, lo, type, use.active, tableOffset)
-        if (reading) await reading
-      }
-      switch (type) {
-        case 'compressed': {
-          const c = compressedCluster(hi, lo, this.h.clusterBits)
-          if (isCopied(hi)) f.error(`ERROR: coffset=0x${hex(c.offsetRaw)}: copied flag must never be set for compressed clusters`, place, times)
-          const e = entryU64(hi, lo) & ~QCOW_OFLAG_COPIED
-          if (dataFile) { f.error(`ERROR compressed cluster ${i} with data file, entry=0x${hex(e)}`, place, times); break }
-          if (zeroBits !== 0 || allocBits !== 0) {
-            f.error(`ERROR compressed cluster ${i} with non-zero subcluster allocation bitmap, entry=0x${hex(e)}`, place, times)
-            break
-          }
-          this.inc(offsetFrom(c.offsetRaw), c.size, times, c.offsetRaw)
-          allocated++; compressed++; fragmented++
-          break
-        }
-        case 'zero-alloc':
-        case 'normal': {
-          const off = entryOffset(hi, lo)
-          if ((zeroBits & allocBits) !== 0) {
-            f.error(`ERROR offset=${hex(off)}: Allocated cluster has corrupted subcluster allocation bitmap`, place, times)
-          }
-          if ((offsetLowWord(lo) & (cs - 1)) !== 0) {
-            const containsData = ext ? allocBits !== 0 : type === 'normal'
-            f.error(containsData
-              ? `ERROR offset=${hex(off)}: Data cluster is not properly aligned; L2 entry corrupted.`
-              : `ERROR offset=${hex(off)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`, place, times)
-          }
-          allocated++
-          if (nextContiguous && off !== nextContiguous) fragmented++
-          nextContiguous = off + cs
-          if (!dataFile) this.inc(off, cs, times)
-          break
-        }
-        case 'zero-plain':
-          break
-        case 'unallocated':
-          if (allocBits !== 0) f.error('ERROR: Unallocated cluster has non-zero subcluster allocation map', place, times)
-          break
-      }
-    }
-    this.frag.allocated += allocated * use.active
-    this.frag.fragmented += fragmented * use.active
-    this.frag.compressed += compressed * use.active
   }
 
   /**

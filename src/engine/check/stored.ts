@@ -5,6 +5,11 @@
  * entry ignored for the lookup (REF qcow2_get_refcount masks them off), and a block at an
  * unaligned offset or past QEMU's largest readable offset an error for every cluster it would
  * describe.
+ *
+ * With the check's stored region (check/tables.ts) the blocks covering the file's clusters are
+ * read up front, into the region back to back in refcount-table order (adjacent blocks in one
+ * read), where the kernels read cluster c's refcount as entry c of the region; the compare
+ * pass reads them all anyway.
  */
 import type { BlockDevice } from '../device.js'
 import type { Header } from '../qcow2/header.js'
@@ -12,7 +17,7 @@ import { FAR, offsetFromWords, u64Of } from '../bytes.js'
 import { REFT_OFFSET_MASK, REFT_RESERVED_MASK } from '../qcow2/constants.js'
 import { REFTABLE_ENTRY_SIZE, type RefcountSource, decodeRefcountBlock, getRefcountEntry } from '../qcow2/refcount.js'
 import { readPadded, readable } from '../padded.js'
-import type { TableScanner } from './nonzero.js'
+import type { TableScanner } from './tables.js'
 
 const OFFSET_LO = Number(REFT_OFFSET_MASK & 0xffffffffn)
 const RESERVED_LO = Number(REFT_RESERVED_MASK)
@@ -32,6 +37,9 @@ export interface ReftableEntry {
 }
 
 const NO_BLOCK: ReftableEntry = { offset: 0, reserved: false, aligned: true, unreadable: false }
+const NONE: StoredBlock = { kind: 'none' }
+/** bytes of adjacent blocks preload reads at once (at least one block) */
+const PRELOAD_BYTES = 4 << 20
 
 /** A refcount block as the compare pass sees it; `values`: its entries decoded, once, on demand. */
 export type StoredBlock =
@@ -52,6 +60,14 @@ export class StoredRefcounts implements RefcountSource {
   /** blocks kept: 64 MiB of them, bytes and decoded entries together */
   private readonly cacheLimit: number
 
+  /**
+   * The blocks of the stored region, by slot: what block() returns for slots [0, preloaded.length)
+   * (undefined: an unaligned or unreadable block, read the usual way)
+   */
+  private readonly preloaded: Array<StoredBlock | undefined> = []
+  /** the stored region holds every refcount of the file's clusters (no unaligned or unreadable block among them) */
+  allPreloaded = false
+
   private constructor(
     private readonly dev: BlockDevice,
     private readonly h: Header,
@@ -59,10 +75,50 @@ export class StoredRefcounts implements RefcountSource {
     readonly entries: readonly ReftableEntry[],
     /** the refcount table as read (zeros past the end of the file) */
     readonly tableBytes: Uint8Array,
+    /** the check's stored region (check/tables.ts), when it has one */
+    private readonly region?: Uint8Array,
   ) {
     this.epb = (h.clusterSize * 8) / h.refcountBits
     this.clusterSize = h.clusterSize
     this.cacheLimit = Math.max(16, Math.floor((64 * 1024 * 1024) / (h.clusterSize + 8 * this.epb)))
+  }
+
+  /** Read the blocks of the region's slots into it (adjacent ones together, up to 4 MiB a read). */
+  private async preload(): Promise<void> {
+    const region = this.region
+    if (!region) return
+    const cs = this.clusterSize
+    const slots = region.length / cs
+    const size = this.dev.size
+    const kind = (e: ReftableEntry): StoredBlock['kind'] =>
+      e.offset === 0 ? 'none' : !e.aligned ? 'unaligned' : e.unreadable ? 'unreadable' : 'block'
+    let all = true
+    for (let ti = 0; ti < slots;) {
+      const e = ti < this.entries.length ? this.entries[ti]! : NO_BLOCK
+      const k = kind(e)
+      if (k !== 'block') {
+        if (k === 'none') this.preloaded[ti] = NONE
+        else all = false
+        ti++
+        continue
+      }
+      // the run of slots whose blocks lie back to back in the file
+      let n = 1
+      while (ti + n < slots && ti + n < this.entries.length && (n + 1) * cs <= PRELOAD_BYTES) {
+        const f = this.entries[ti + n]!
+        if (kind(f) !== 'block' || f.offset !== e.offset + n * cs) break
+        n++
+      }
+      const into = region.subarray(ti * cs, (ti + n) * cs)
+      const avail = Math.max(0, Math.min(into.length, size - e.offset)) // the rest reads as zeros (the region starts zeroed)
+      if (avail > 0) {
+        if (this.dev.readInto) await this.dev.readInto(e.offset, into.subarray(0, avail))
+        else into.set(await this.dev.read(e.offset, avail))
+      }
+      for (let k2 = 0; k2 < n; k2++) this.preloaded[ti + k2] = { kind: 'block', data: region.subarray((ti + k2) * cs, (ti + k2 + 1) * cs) }
+      ti += n
+    }
+    this.allPreloaded = all
   }
 
   /**
@@ -71,6 +127,12 @@ export class StoredRefcounts implements RefcountSource {
    * `scanner` finds the non-zero entries (most of a table is zeros).
    */
   static async load(dev: BlockDevice, h: Header, scanner: TableScanner): Promise<StoredRefcounts> {
+    const r = await StoredRefcounts.loadTable(dev, h, scanner)
+    await r.preload()
+    return r
+  }
+
+  private static async loadTable(dev: BlockDevice, h: Header, scanner: TableScanner): Promise<StoredRefcounts> {
     const bytes = h.refcountTableClusters * h.clusterSize
     const raw = await readPadded(dev, h.refcountTableOffset, bytes)
     const n = bytes / REFTABLE_ENTRY_SIZE
@@ -92,11 +154,18 @@ export class StoredRefcounts implements RefcountSource {
         unreadable: !readable(raw, h.clusterSize),
       }
     }
-    return new StoredRefcounts(dev, h, entries, raw)
+    return new StoredRefcounts(dev, h, entries, raw, scanner.stored)
+  }
+
+  /** Whether the stored region holds slot `ti` (a block, or none: zeros), for the compare kernel. */
+  preloadedAt(ti: number): boolean {
+    return this.preloaded[ti] !== undefined
   }
 
   /** The refcount block describing refcount-table slot `ti`. */
   async block(ti: number): Promise<StoredBlock> {
+    const pre = this.preloaded[ti]
+    if (pre) return pre
     const hit = this.cache.get(ti)
     if (hit) return hit
     const e = ti < this.entries.length ? this.entries[ti]! : NO_BLOCK
@@ -126,6 +195,8 @@ export class StoredRefcounts implements RefcountSource {
    */
   peek(c: number): number | undefined | null {
     const ti = Math.floor(c / this.epb)
+    const pre = this.preloaded[ti]
+    if (pre) return pre.kind === 'none' ? 0 : getRefcountEntry(this.region!, this.h.refcountOrder, c)
     const b = this.cache.get(ti)
     if (b) {
       if (b.kind === 'block') return this.values(b)[c - ti * this.epb]!
@@ -143,12 +214,6 @@ export class StoredRefcounts implements RefcountSource {
     if (b.kind === 'unaligned' || b.kind === 'unreadable') return undefined
     if (b.kind === 'none') return 0
     return this.values(b)[c - ti * this.epb]!
-  }
-
-  /** RefcountSource: the decoded block at `slot` when it was read from `offset`. */
-  async blockValues(slot: number, offset: number): Promise<Float64Array | undefined> {
-    const b = await this.sourceBlock(slot, offset)
-    return b && this.values(b)
   }
 
   /** RefcountSource: the bytes of the block at `slot` when it was read from `offset`. */

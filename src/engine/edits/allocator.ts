@@ -77,7 +77,15 @@ export class Allocator {
     const end = Math.max(this.fileClusters, this.highest + 1)
     let run = 0
     for (let c = this.cursor; c < end; c++) {
-      if (this.get(c) === 0 && !this.freedThisPlan.has(c) && !this.isReftableCluster(c)) {
+      if (c < this.counts.length && this.counts[c] !== 0) {
+        // clusters in use, skipped at once up to the next refcount 0 (a preallocated image has
+        // millions of them before the first free one)
+        run = 0
+        const z = this.counts.indexOf(0, c + 1)
+        c = (z < 0 ? this.counts.length : z) - 1
+        continue
+      }
+      if (!this.freedThisPlan.has(c) && !this.isReftableCluster(c)) {
         if (++run === n) { this.cursor = c - n + 1; return c - n + 1 }
       } else run = 0
     }

@@ -92,12 +92,10 @@ export interface RefcountSource {
   /** the refcount table as the header describes it, zeros past the end of the file */
   readonly tableBytes: Uint8Array
   /**
-   * The refcounts of the block at refcount-table slot `slot` (its `entriesPerBlock` entries,
-   * decoded as decodeRefcountBlock does; not to be modified), read from `offset`; undefined
-   * when that is not the block the source holds there.
+   * The bytes of the refcount block at refcount-table slot `slot` (cluster size, zeros past the
+   * end of the file; not to be modified), read from `offset`; undefined when that is not the
+   * block the source holds there.
    */
-  blockValues(slot: number, offset: number): Promise<Float64Array | undefined>
-  /** The bytes of that block (cluster size, zeros past the end of the file), or undefined likewise. */
   blockBytes(slot: number, offset: number): Promise<Uint8Array | undefined>
 }
 
@@ -160,10 +158,12 @@ export async function loadRefcounts(dev: BlockDevice, h: Header, signal?: AbortS
       continue
     }
     const base = i * epb
-    const shared = await source?.blockValues(i, off)
-    if (shared) { counts.set(shared, base); continue }
-    const block = new Uint8Array(cs)
-    block.set(await dev.read(off, avail))
+    // the block as the check read it, else from the device; decoded straight into place
+    let block = await source?.blockBytes(i, off)
+    if (!block) {
+      block = new Uint8Array(cs)
+      block.set(await dev.read(off, avail))
+    }
     decodeRefcountBlock(block, h.refcountOrder, counts.subarray(base, base + epb))
   }
   return { reftable, counts, entriesPerBlock: epb, refcountBits: h.refcountBits, problems }
