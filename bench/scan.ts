@@ -19,7 +19,7 @@ export type ScanBenchRow = Row
 export interface ScanBenchOptions {
   /** a temp dir the bench owns: the images go to DIR/scan-images and are deleted after */
   dir: string
-  /** bin/qbm.mjs */
+  /** bin/qbm.cjs */
   qbmBin: string
   /** timed runs per figure (default 3; each qemu-img loop takes 1,000 process starts) */
   runs?: number

@@ -29,7 +29,7 @@ export type EditBenchRow = Row
 export interface EditBenchOptions {
   /** a temp dir the bench owns (needs a few hundred MiB on disk; the files are sparse) */
   dir: string
-  /** bin/qbm.mjs of the checkout */
+  /** bin/qbm.cjs of the checkout */
   qbmBin: string
   /** timed runs per figure (default 5, after one warm-up) */
   runs?: number

@@ -35,7 +35,7 @@ export type LatencyBenchRow = Row
 export interface LatencyBenchOptions {
   /** a temp dir the bench owns */
   dir: string
-  /** bin/qbm.mjs of the checkout */
+  /** bin/qbm.cjs of the checkout */
   qbmBin: string
   /** page loads per mode (default 5) */
   runs?: number

@@ -24,7 +24,7 @@ const opt = (k) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : un
 const which = argv.filter((a) => a === 'latency' || a === 'edit')
 const want = (w) => which.length === 0 || which.includes(w)
 const runs = opt('--runs') ? Number(opt('--runs')) : undefined
-const qbmBin = ${JSON.stringify(join(root, 'bin', 'qbm.mjs'))}
+const qbmBin = ${JSON.stringify(join(root, 'bin', 'qbm.cjs'))}
 const tmp = tempDir('qbm-bench-serve-', opt('--tmp'))
 const rows = []
 try {

@@ -18,7 +18,7 @@ interface Served { url: string; proc: ChildProcess; stderr: () => string; stop: 
 
 /** Start `qbm serve ARGS` and read the URL from its first stdout line. */
 async function serve(args: string[]): Promise<Served> {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'qbm.mjs'), 'serve', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'qbm.cjs'), 'serve', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   proc.stderr!.on('data', (d: Buffer) => { err += d.toString() })
   const url = await new Promise<string>((resolve, reject) => {

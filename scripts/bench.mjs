@@ -1,5 +1,5 @@
 // `npm run bench [-- --json] [-- --runs N] [-- --keep]`: issue 5's benchmark. Builds the CLI
-// (dist-cli/qbm.mjs), the app (dist/, as the e2e suite does) and the bench-only browser page
+// (dist-cli/qbm.cjs), the app (dist/, as the e2e suite does) and the bench-only browser page
 // (bench/browser/ into bench-out/browser/), bundles bench/*.ts with esbuild into bench-out/
 // (gitignored), then runs bench-out/main.mjs, which builds the images in a temp dir, times qbm
 // against QEMU's tools and Chromium, and prints the table. See bench/README.md.

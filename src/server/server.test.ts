@@ -1,5 +1,5 @@
 /**
- * Issue 9's security rules against a REAL `qbm serve` process (bin/qbm.mjs, URL read from its
+ * Issue 9's security rules against a REAL `qbm serve` process (bin/qbm.cjs, URL read from its
  * first stdout line), each with a request that tries to break it: no token, a wrong one, a
  * DNS-rebinding Host, a foreign Origin, an edit while read-only, images outside the set (an
  * unknown id, a path, a symlink out of the served directory, non-host sources), an oversized

@@ -1,5 +1,5 @@
 /**
- * A real `qbm serve` for tests and benches: the process (bin/qbm.mjs, optionally under another
+ * A real `qbm serve` for tests and benches: the process (bin/qbm.cjs, optionally under another
  * command such as strace), the URL from its first stdout line, and Node clients that speak the
  * page's wire: a WebSocket at /api/socket with the `qbm.v1` and `qbm-token.TOKEN` subprotocols,
  * birpc messages in MessagePack binary frames (src/transport/rpc.ts, codec.ts). Raw helpers
@@ -45,7 +45,7 @@ export interface ServeOptions {
   wrap?: string[]
   /** give up waiting for the URL line after this many ms (default 30 s) */
   timeoutMs?: number
-  /** the CLI to run (default bin/qbm.mjs of this checkout; benches bundled elsewhere pass theirs) */
+  /** the CLI to run (default bin/qbm.cjs of this checkout; benches bundled elsewhere pass theirs) */
   qbmBin?: string
 }
 
