@@ -210,13 +210,17 @@ async function scan(path: string, name: string, runs: number, views: number, see
 
 /** Dirty extents of a bitmap inside [start, start + length), clipped, as [offset, length] pairs. */
 async function extents(path: string, name: string, start: number, length: number): Promise<unknown> {
+  return withReader(path, name, async (r) => (await extentsInRange(r, start, start + length)).map((e) => [e.offset, e.length]))
+}
+
+/** Run `fn` on a reader of bitmap `name` of the image at `path`, then close the file. */
+async function withReader<T>(path: string, name: string, fn: (r: BitmapReader) => Promise<T>): Promise<T> {
   const dev = NodeFileDevice.open(path)
   try {
     const img = await openImage(dev)
     const b = findBitmap(img, name)
     if (!b) throw new Error(`no bitmap ${name}`)
-    const r = new BitmapReader(dev, b, img.header.diskLength, img.header.clusterSize)
-    return (await extentsInRange(r, start, start + length)).map((e) => [e.offset, e.length])
+    return await fn(new BitmapReader(dev, b, img.header.diskLength, img.header.clusterSize))
   } finally {
     dev.close()
   }
@@ -225,12 +229,7 @@ async function extents(path: string, name: string, start: number, length: number
 /** One cold pass of qbm map's work (see the header): ms from the open, and the bytes formatted. */
 async function mapPart(path: string, name: string, part: string): Promise<{ ms: number; bytes: number }> {
   const t = performance.now()
-  const dev = NodeFileDevice.open(path)
-  try {
-    const img = await openImage(dev)
-    const b = findBitmap(img, name)
-    if (!b) throw new Error(`no bitmap ${name}`)
-    const r = new BitmapReader(dev, b, img.header.diskLength, img.header.clusterSize)
+  return withReader(path, name, async (r) => {
     let bytes = 0
     if (part === 'runs') {
       for await (const x of r.runBatches()) bytes += x.length
@@ -243,9 +242,7 @@ async function mapPart(path: string, name: string, part: string): Promise<{ ms: 
       await w.finish()
     }
     return { ms: performance.now() - t, bytes }
-  } finally {
-    dev.close()
-  }
+  })
 }
 
 async function main(): Promise<void> {

@@ -80,17 +80,19 @@ export class NodeHost implements SessionHost {
     const device: NodeFileDevice = openEntry(entry, 'r')
     const holder = readLockTable().holderOf(device.stat())
     const heldBy: HolderInfo | undefined = holder ? { ...holder, text: holderText(holder) } : undefined
+    const writable = this.opts.writable && !holder
     const opened: HostOpened = {
       // Paced: the session's long reads let a cancel or a closed socket in (paced-device.ts).
       device: new PacedDevice(device),
       entry,
       name: entry.path,
       fileName: basename(entry.path),
-      writable: this.opts.writable && !holder,
+      writable,
       ...(!this.opts.writable ? { readOnlyReason: READ_ONLY } : holder ? { readOnlyReason: heldLabel(holder) } : {}),
       ...(holder ? { editsRefused: new ImageHeldError(holder).message, heldBy } : {}),
       writeMode: 'in-place',
-      afterOpen: async (img: Image) => { opened.identity = await identityOf(device, img) },
+      // What a later commit must find unchanged; a read-only server or a held image never commits.
+      ...(writable ? { afterOpen: async (img: Image) => { opened.identity = await identityOf(device, img) } } : {}),
     }
     return opened
   }

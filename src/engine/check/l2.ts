@@ -52,18 +52,24 @@ export interface L2Use {
   active: number
 }
 
-/** What the L2 pass needs of the walk (check/references.ts). */
-export interface L2Input {
+/** What every pass of the reference walk reads from (the whole walk: check/references.ts). */
+export interface WalkInput {
   readonly device: BlockDevice
   readonly header: Header
   readonly extendedL2: boolean
   readonly externalData: boolean
   readonly stored: StoredRefcounts
   readonly findings: Findings
+  /** QEMU's OFLAG_COPIED pass, made on the walk's read of the active tables (check/copied.ts) */
   readonly copied?: CopiedCheck
   readonly signal?: AbortSignalLike
   readonly onProgress?: (done: number, total: number) => void
+  /** the buffer tables are read into and the search for their non-zero entries (check/tables.ts) */
   readonly scanner: TableScanner
+}
+
+/** What the L2 pass needs of the walk, besides its input. */
+export interface L2Input extends WalkInput {
   /** qcow2_inc_refcounts_imrt of the walk: `times` references to every cluster of the range */
   readonly inc: (offset: number, size: number, times: number, raw?: bigint) => void
   /** the active L1's counters, added to */

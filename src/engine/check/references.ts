@@ -18,7 +18,7 @@
  */
 import type { BlockDevice } from '../device.js'
 import { FAR, offsetFrom } from '../bytes.js'
-import { type AbortSignalLike, throwIfAborted } from '../errors.js'
+import { throwIfAborted } from '../errors.js'
 import type { Header } from '../qcow2/header.js'
 import { REFTABLE_ENTRY_SIZE, maxRefcount } from '../qcow2/refcount.js'
 import { checkTableEntry } from '../qcow2/bitmaps/constraints.js'
@@ -26,14 +26,12 @@ import { dataOffsetOf } from '../qcow2/bitmaps/table.js'
 import { BME_TABLE_ENTRY_SIZE } from '../qcow2/constants.js'
 import { L1_ENTRY_SIZE, entryOffset, entryU64, l1Reserved, offsetLowWord } from '../qcow2/mapping.js'
 import { ReferenceCounts } from './counts.js'
-import type { CopiedCheck } from './copied.js'
 import type { Findings } from './findings.js'
 import type { CryptoHeaderArea, LoadedDirectory } from '../image.js'
 import { hex, readInFile, readable } from '../padded.js'
 import type { TableScanner } from './tables.js'
-import { type FragInfo, type L2Use, l2WindowBytes, walkL2Tables } from './l2.js'
+import { type FragInfo, type L2Use, type WalkInput, l2WindowBytes, walkL2Tables } from './l2.js'
 import { MAX_L1_ENTRIES, type Snapshot } from './snapshots.js'
-import type { StoredRefcounts } from './stored.js'
 
 /** L1 entries read per chunk. */
 const L1_CHUNK = 65536
@@ -47,23 +45,11 @@ export function largestWalkRead(clusterSize: number, inPlace: boolean): number {
 }
 
 /** Everything calculate_refcounts looks at, decoded by the open and the snapshot table. */
-export interface ReferenceInput {
-  readonly device: BlockDevice
-  readonly header: Header
-  readonly extendedL2: boolean
-  readonly externalData: boolean
+export interface ReferenceInput extends WalkInput {
   readonly snapshots: readonly Snapshot[]
   readonly snapshotTable: { readonly offset: number; readonly size: number }
   readonly crypto?: CryptoHeaderArea
   readonly directory?: LoadedDirectory
-  readonly stored: StoredRefcounts
-  readonly findings: Findings
-  /** QEMU's OFLAG_COPIED pass, made on the walk's read of the active tables (check/copied.ts) */
-  readonly copied?: CopiedCheck
-  readonly signal?: AbortSignalLike
-  readonly onProgress?: (done: number, total: number) => void
-  /** the buffer tables are read into and the search for their non-zero entries (check/tables.ts) */
-  readonly scanner: TableScanner
 }
 
 export type { FragInfo } from './l2.js'
